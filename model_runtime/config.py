@@ -1,0 +1,59 @@
+"""The one config object of Duet's DualTalk network. Everything sized lives here.
+
+Defaults are the shipped size, picked with the CPU benchmark in view (>= 200x real time with
+ONNX on 2 cores): the paper's widths are 256 per stream and wav2vec 2.0 large encoders.
+"""
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from .channels import NUM_ARKIT, NUM_CHANNELS
+
+
+@dataclass
+class DualTalkConfig:
+    fps: float = 25.0  # the network's internal frame rate (DualTalk outputs 25 fps)
+    num_channels: int = NUM_CHANNELS  # 52 ARKit weights + head yaw/pitch/roll
+    num_weights: int = NUM_ARKIT  # the first num_weights channels are sigmoid weights in [0, 1]
+    max_head_angle: float = 0.6  # radians; head channels are tanh-bounded to +-this
+
+    # Audio encoder ("joint encoder" front end). logmel: light conv encoder over log-mel frames;
+    # wav2vec2: a wav2vec 2.0 model loaded from a local checkpoint (torch backend only).
+    audio_encoder: str = "logmel"
+    wav2vec2_checkpoint: str = ""
+    n_mels: int = 80
+    mel_frames_per_frame: int = 4  # 100 mel frames/s over 25 fps
+    mel_mean: float = -6.0  # fixed normalisation of log-mel: keeps loudness (silence != speech)
+    mel_std: float = 4.0
+
+    width: int = 128  # per stream (paper: 256); 2*width after concatenation
+    heads: int = 4
+    lstm_layers: int = 2  # temporal enhancer BiLSTM, width/2 per direction
+    interaction_layers: int = 3  # transformer encoder layers (paper: 3)
+    synthesis_layers: int = 1  # transformer decoder layers (paper: 1)
+    ff_mult: int = 2  # feed-forward width = ff_mult * model width
+    pos_kernel: int = 15  # depthwise conv positional encoding: translation-invariant, so
+    # windows cut anywhere in a long conversation see the same network
+    dropout: float = 0.1
+    modulation_alpha: float = 0.1  # expressive synthesis: x + alpha * sigmoid(x W + b)
+
+    # Windowed inference for long conversations.
+    window_frames: int = 200  # 8 s, the paper's training window
+    overlap_frames: int = 40  # cross-faded between neighbouring windows
+    batch_windows: int = 16  # windows run together: fewer calls, bounded memory
+
+    @property
+    def samples_per_frame(self):
+        return int(16000 / self.fps)
+
+    def to_json(self):
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,58 @@
+"""Audio encoders: speech -> one feature vector per animation frame (25 fps).
+
+LogMelEncoder is the default (light, learned from scratch). Wav2Vec2Encoder is the paper's
+choice, loaded from a local checkpoint; it runs in the torch backend only.
+"""
+
+import torch
+from torch import nn
+
+
+class LogMelEncoder(nn.Module):
+    """(B, 4T, n_mels) log-mel -> (B, T, W). Two stride-2 convs bring 100 Hz to 25 Hz."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        w = cfg.width
+        assert cfg.mel_frames_per_frame == 4, "two stride-2 convs assume 4 mel frames per frame"
+        self.mean, self.std = cfg.mel_mean, cfg.mel_std
+        self.convs = nn.Sequential(
+            nn.Conv1d(cfg.n_mels, w, 3, padding=1), nn.GELU(),
+            nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),  # 100 -> 50 Hz
+            nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),  # 50 -> 25 Hz
+        )
+        self.context = nn.Conv1d(w, w, 5, padding=2)  # +-80 ms of context per frame
+        self.norm = nn.LayerNorm(w)
+
+    def forward(self, mel):
+        x = ((mel - self.mean) / self.std).transpose(1, 2)  # (B, n_mels, 4T)
+        x = self.convs(x)  # (B, W, T)
+        x = x + torch.nn.functional.gelu(self.context(x))
+        return self.norm(x.transpose(1, 2))  # (B, T, W)
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """(B, N) 16 kHz waveform -> (B, T, W) through a wav2vec 2.0 model from a local checkpoint.
+
+    The checkpoint is a torch.save()d nn.Module (e.g. a transformers Wav2Vec2Model saved whole
+    by the studio that owns it); nothing is ever downloaded. Its 50 Hz hidden states are
+    resampled to the animation rate by linear interpolation, as DualTalk does.
+    """
+
+    def __init__(self, cfg, checkpoint):
+        super().__init__()
+        if not checkpoint:
+            raise FileNotFoundError("audio_encoder='wav2vec2' needs wav2vec2_checkpoint: a local file")
+        self.backbone = torch.load(checkpoint, weights_only=False, map_location="cpu")
+        dim = getattr(getattr(self.backbone, "config", None), "hidden_size", None) or 768
+        self.proj = nn.Linear(dim, cfg.width)
+        self.norm = nn.LayerNorm(cfg.width)
+        self.samples_per_frame = cfg.samples_per_frame
+
+    def forward(self, wave):
+        out = self.backbone(wave)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out  # (B, S, H)
+        frames = wave.shape[1] // self.samples_per_frame
+        hidden = torch.nn.functional.interpolate(hidden.transpose(1, 2), size=frames, mode="linear",
+                                                 align_corners=True).transpose(1, 2)
+        return self.norm(self.proj(hidden))

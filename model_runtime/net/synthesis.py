@@ -1,0 +1,35 @@
+"""Expressive synthesis module: transformer decoder, adaptive modulation, linear head."""
+
+import torch
+from torch import nn
+
+from .layers import ConvPosition, DecoderBlock
+
+
+class ExpressiveSynthesis(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        d = 2 * cfg.width
+        # The speaker's own audio queries the dyadic context: lip sync stays tied to the own
+        # voice while the memory carries listening and turn-taking.
+        self.query = nn.Linear(cfg.width, d)
+        self.position = ConvPosition(d, cfg.pos_kernel)
+        self.blocks = nn.ModuleList(DecoderBlock(d, cfg.heads, cfg.ff_mult, cfg.dropout)
+                                    for _ in range(cfg.synthesis_layers))
+        self.norm = nn.LayerNorm(d)
+        self.modulation = nn.Linear(d, d)
+        self.alpha = cfg.modulation_alpha
+        self.head = nn.Linear(d, cfg.num_channels)
+        self.num_weights, self.max_angle = cfg.num_weights, cfg.max_head_angle
+
+    def forward(self, own_audio, context):
+        # (B, T, W), (B, T, 2W) -> (B, T, 55): weights in [0, 1], head angles in radians
+        x = self.position(self.query(own_audio))
+        for block in self.blocks:
+            x = block(x, context)
+        x = self.norm(x)
+        x = x + self.alpha * torch.sigmoid(self.modulation(x))  # adaptive modulation (paper)
+        y = self.head(x)
+        weights = torch.sigmoid(y[..., :self.num_weights])
+        head = torch.tanh(y[..., self.num_weights:]) * self.max_angle
+        return torch.cat([weights, head], dim=-1)

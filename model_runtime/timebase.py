@@ -1,0 +1,42 @@
+"""Frame rates and resampling of curves between them (numpy only).
+
+Convention: frame i of a track at `fps` samples time i / fps. A clip of `duration` seconds has
+ceil(duration * fps) frames, so every frame lies inside the audio and the last sound is covered.
+"""
+
+import math
+
+import numpy as np
+
+# Rounding guard: 10 s at 29.97 fps is 299.7 frames, but 4 s at 25 fps must be 100, not 101.
+_EPS = 1e-6
+
+
+def frame_count(duration_s, fps):
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    return max(1, math.ceil(duration_s * fps - _EPS))
+
+
+def resample_curves(values, src_fps, dst_fps, n_out=None):
+    """Linearly resample (T, C) curves sampled at src_fps onto frames of dst_fps.
+
+    Frames past the source's end hold its last value. Returns float32 (n_out, C).
+    """
+    values = np.asarray(values, dtype=np.float32)
+    n_src = values.shape[0]
+    if n_out is None:
+        n_out = frame_count(n_src / src_fps, dst_fps)
+    return resample_at_times(values, np.arange(n_src) / src_fps, np.arange(n_out) / dst_fps)
+
+
+def resample_at_times(values, src_times, dst_times):
+    """Linear interpolation of (T, C) curves from (possibly irregular) src_times to dst_times."""
+    values = np.asarray(values, dtype=np.float32)
+    out = np.empty((len(dst_times), values.shape[1]), dtype=np.float32)
+    if values.shape[0] == 0:
+        out[:] = 0.0
+        return out
+    for c in range(values.shape[1]):
+        out[:, c] = np.interp(dst_times, src_times, values[:, c])
+    return out
