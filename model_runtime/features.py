@@ -65,15 +65,19 @@ class LogMel:
 
     def __call__(self, samples):
         cfg = self.cfg
+        samples = np.asarray(samples, np.float32)
         n_out = self.n_frames(len(samples))
-        # Centre frames on k * hop: pad half a window each side (reflect would need >= 1 sample).
         half = cfg.win_length // 2
-        padded = np.pad(np.asarray(samples, np.float32), (half, half + cfg.hop_length))
         out = np.empty((n_out, cfg.n_mels), dtype=np.float32)
-        frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.win_length)[::cfg.hop_length][:n_out]
+        # Frame k is centred on sample k * hop (zeros beyond the ends). Chunked so a long track
+        # is never copied whole: memory stays bounded for hour-long conversations.
         for s in range(0, n_out, self._CHUNK):
-            chunk = frames[s:s + self._CHUNK] * self.window
-            spec = scipy.fft.rfft(chunk, n=cfg.n_fft, axis=1, workers=-1)  # float32 in, complex64 out
-            power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-            out[s:s + len(chunk)] = np.log(np.maximum(power @ self.fb, cfg.floor))
+            e = min(n_out, s + self._CHUNK)
+            lo, hi = s * cfg.hop_length - half, (e - 1) * cfg.hop_length + half
+            seg = samples[max(lo, 0):min(hi, len(samples))]
+            seg = np.pad(seg, (max(0, -lo), max(0, hi - len(samples))))
+            frames = np.lib.stride_tricks.sliding_window_view(seg, cfg.win_length)[::cfg.hop_length]
+            spec = scipy.fft.rfft(frames[:e - s] * self.window, n=cfg.n_fft, axis=1, workers=-1)
+            power = spec.real ** 2 + spec.imag ** 2  # complex64 in -> float32 out
+            out[s:e] = np.log(np.maximum(power @ self.fb, cfg.floor))
         return out

@@ -1,0 +1,141 @@
+"""Inference backends: ONNX Runtime (GPU when a CUDA session really works, else CPU) and torch.
+
+Both take the same numpy inputs and return (B, T, 55) float32, so the windowed runner and
+the parity test treat them alike. Importing this module imports neither runtime.
+"""
+
+import importlib.util
+import os
+
+import numpy as np
+
+from . import model_file
+
+
+class Backend:
+    name = "?"
+
+    def __init__(self, path, cfg, trained, info, device, provider, notes):
+        self.path, self.cfg, self.trained, self.info = str(path), cfg, trained, info
+        self.device, self.provider, self.notes = device, provider, notes
+
+    def run(self, self_audio, partner_audio, partner_motion, motion_known):
+        raise NotImplementedError
+
+    def describe(self):
+        return {"backend": self.name, "device": self.device, "provider": self.provider,
+                "model": self.path, "trained": self.trained, "gpu": gpu_name(self.device)}
+
+
+class OnnxBackend(Backend):
+    name = "onnx"
+
+    def __init__(self, path, device="auto"):
+        import onnxruntime as ort
+
+        path = model_file.resolve(path, ".onnx")
+        self.session, provider, notes = _onnx_session(ort, str(path), device)
+        meta = model_file.parse_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        super().__init__(path, meta["config"], meta["trained"], meta["info"],
+                         "cuda" if provider.startswith("CUDA") else "cpu", provider, notes)
+
+    def run(self, self_audio, partner_audio, partner_motion, motion_known):
+        feeds = {"self_mel": self_audio, "partner_mel": partner_audio,
+                 "partner_motion": partner_motion, "motion_known": motion_known}
+        return self.session.run(None, feeds)[0]
+
+
+def _onnx_session(ort, path, device):
+    """Try CUDA where asked or automatic; fall back to CPU with a note saying why."""
+    notes = []
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if device in ("auto", "cuda", "gpu"):
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            # onnxruntime-gpu lists CUDA even on machines without a GPU: only a session that
+            # really runs on it counts. Its own loud log of the failure is replaced by our note.
+            ort.set_default_logger_severity(4)
+            try:
+                sess = ort.InferenceSession(path, opts, providers=["CUDAExecutionProvider",
+                                                                   "CPUExecutionProvider"])
+                if sess.get_providers()[0] == "CUDAExecutionProvider":
+                    return sess, "CUDAExecutionProvider", notes
+                notes.append(f"onnx: CUDA provider could not start ({_cuda_missing()}); running on CPU")
+            except Exception as exc:  # CUDA libraries missing or mismatched
+                notes.append(f"onnx: CUDA session failed ({str(exc).splitlines()[0][:120]}); running on CPU")
+            finally:
+                ort.set_default_logger_severity(2)
+        else:
+            notes.append("onnx: this onnxruntime has no CUDA provider; running on CPU")
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return sess, "CPUExecutionProvider", notes
+
+
+def _cuda_missing():
+    """Why CUDA is not usable, in words an artist can act on."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA GPU driver on this machine"
+    return "CUDA 13 / cuDNN 9 libraries that onnxruntime-gpu needs were not found"
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, path, device="auto"):
+        import torch
+
+        path = model_file.resolve(path, ".pt")
+        notes = []
+        want_cuda = device in ("auto", "cuda", "gpu")
+        if want_cuda and not torch.cuda.is_available():
+            notes.append("torch: no CUDA device available; running on CPU")
+            want_cuda = False
+        dev = "cuda" if want_cuda else "cpu"
+        self.model, meta = model_file.load_checkpoint(path)
+        self.model.to(dev)
+        self.torch = torch
+        super().__init__(path, meta["config"], meta["trained"], meta["info"], dev,
+                         "torch-" + dev, notes)
+
+    def run(self, self_audio, partner_audio, partner_motion, motion_known):
+        torch = self.torch
+        dev = self.device
+        with torch.inference_mode():
+            args = [torch.from_numpy(np.ascontiguousarray(a)).to(dev)
+                    for a in (self_audio, partner_audio, partner_motion, motion_known)]
+            return self.model(*args).float().cpu().numpy()
+
+
+BACKENDS = {"onnx": OnnxBackend, "torch": TorchBackend}
+
+
+def available_backends():
+    return [name for name, mod in (("onnx", "onnxruntime"), ("torch", "torch"))
+            if importlib.util.find_spec(mod) is not None]
+
+
+def load_backend(model=None, backend="auto", device="auto"):
+    """The backend for a model path (None: the shipped model). auto prefers ONNX."""
+    if backend == "auto":
+        path = model if model is not None else model_file.default_model_path()
+        onnx_ok = "onnx" in available_backends() and os.path.exists(
+            os.path.splitext(str(path))[0] + ".onnx")
+        backend = "onnx" if onnx_ok else "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (onnx or torch)")
+    return BACKENDS[backend](model, device)
+
+
+def gpu_name(device):
+    if device != "cuda":
+        return None
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        return None

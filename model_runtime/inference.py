@@ -1,0 +1,131 @@
+"""Windowed inference: two voice tracks (+ optional partner motion) -> 55 curves at any fps.
+
+The network attends over a whole window, so long conversations are cut into overlapping
+windows of cfg.window_frames, run in batches, and cross-faded over cfg.overlap_frames:
+memory stays bounded and cost grows linearly with length.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, Track, pad_to_same_length, silent_track
+from .channels import NUM_ARKIT
+from .errors import Cancelled
+from .features import LogMel, MelConfig
+from .timebase import frame_count, resample_curves
+
+
+@dataclass
+class Result:
+    weights: np.ndarray  # (n_frames, 55) float32 at fps
+    fps: float
+    duration: float
+    notes: list = field(default_factory=list)
+
+
+def window_starts(n_frames, window, overlap):
+    """Start frames of windows covering [0, n_frames); the last one ends exactly at n_frames."""
+    if n_frames <= window:
+        return [0]
+    hop = window - overlap
+    starts = list(range(0, n_frames - window, hop))
+    starts.append(n_frames - window)
+    return starts
+
+
+def crossfade_weights(length, overlap, fade_in, fade_out):
+    """(length,) blend weights: linear ramps over `overlap` frames on the sides that overlap."""
+    w = np.ones(length, np.float32)
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    if fade_in:
+        w[:overlap] = ramp
+    if fade_out:
+        w[length - overlap:] = np.minimum(w[length - overlap:], ramp[::-1])
+    return w
+
+
+class Predictor:
+    def __init__(self, backend):
+        self.backend = backend
+        self.cfg = backend.cfg
+        self.mel = LogMel(MelConfig(n_mels=self.cfg.n_mels))
+
+    def _frame_inputs(self, samples, n_frames):
+        """Per-track network input laid out so frames [s, e) are rows [s*r, e*r)."""
+        cfg = self.cfg
+        if cfg.audio_encoder == "wav2vec2":
+            need = n_frames * cfg.samples_per_frame
+            return np.pad(samples, (0, max(0, need - len(samples))))[:need], cfg.samples_per_frame
+        r = cfg.mel_frames_per_frame
+        mel = self.mel(samples[:n_frames * r * self.mel.cfg.hop_length])  # a view: no copy
+        if len(mel) < n_frames * r:  # audio ends inside the last frame: pad with silence
+            mel = np.pad(mel, ((0, n_frames * r - len(mel)), (0, 0)),
+                         constant_values=float(np.log(self.mel.cfg.floor)))
+        return mel, r
+
+    def run_frames(self, self_in, partner_in, rows_per_frame, motion, known, n_frames,
+                   progress=None, cancel=None, window=None, overlap=None):
+        """Windowed network pass at the internal rate -> (n_frames, 55)."""
+        cfg = self.cfg
+        window = window or cfg.window_frames
+        overlap = min(overlap or cfg.overlap_frames, window // 2)
+        starts = window_starts(n_frames, window, overlap)
+        length = min(window, n_frames)
+        r = rows_per_frame
+        out = np.zeros((n_frames, cfg.num_channels), np.float32)
+        wsum = np.zeros((n_frames, 1), np.float32)
+        for b0 in range(0, len(starts), cfg.batch_windows):
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            batch = starts[b0:b0 + cfg.batch_windows]
+            y = self.backend.run(
+                np.stack([self_in[s * r:(s + length) * r] for s in batch]),
+                np.stack([partner_in[s * r:(s + length) * r] for s in batch]),
+                np.stack([motion[s:s + length] for s in batch]),
+                np.stack([known[s:s + length] for s in batch]))
+            for s, ys in zip(batch, y):
+                w = crossfade_weights(length, overlap, s > 0, s + length < n_frames)[:, None]
+                out[s:s + length] += ys * w
+                wsum[s:s + length] += w
+            if progress:
+                progress("network", min(1.0, (b0 + len(batch)) / len(starts)))
+        return out / np.maximum(wsum, 1e-8)
+
+    def predict(self, self_track: Track, partner_track: Track = None, partner_motion=None,
+                fps=30.0, progress=None, cancel=None):
+        cfg = self.cfg
+        notes = list(self_track.notes)
+        if partner_track is None:
+            partner_track = silent_track(self_track.duration, "(no partner track)")
+            notes.append("no partner track: the partner is treated as silent")
+        else:
+            notes += partner_track.notes
+            notes += pad_to_same_length(self_track, partner_track)
+        duration = len(self_track.samples) / SAMPLE_RATE
+        n_frames = frame_count(duration, cfg.fps)
+        if progress:
+            progress("features", 0.0)
+        self_in, r = self._frame_inputs(self_track.samples, n_frames)
+        partner_in, _ = self._frame_inputs(partner_track.samples, n_frames)
+        if partner_motion is not None:
+            motion = partner_motion.resampled(cfg.fps, n_frames)
+            known = np.ones((n_frames, 1), np.float32)
+            if partner_motion.missing:
+                notes.append(f"partner motion lacks {len(partner_motion.missing)} channels, "
+                             f"filled with 0: {', '.join(partner_motion.missing[:6])}"
+                             + (" ..." if len(partner_motion.missing) > 6 else ""))
+            if partner_motion.duration + 1.0 / partner_motion.fps < duration - 0.5:
+                notes.append(f"partner motion ({partner_motion.duration:.1f} s) is shorter than the "
+                             f"audio ({duration:.1f} s); its last frame is held")
+        else:
+            # The network was trained for this case: a mask, not zeros posing as a still face.
+            motion = np.zeros((n_frames, cfg.num_channels), np.float32)
+            known = np.zeros((n_frames, 1), np.float32)
+        if progress:
+            progress("features", 1.0)
+        internal = self.run_frames(self_in, partner_in, r, motion, known, n_frames, progress, cancel)
+        n_out = frame_count(duration, fps)
+        weights = resample_curves(internal, cfg.fps, fps, n_out)
+        np.clip(weights[:, :NUM_ARKIT], 0.0, 1.0, out=weights[:, :NUM_ARKIT])
+        return Result(weights, float(fps), duration, notes)
