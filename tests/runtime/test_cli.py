@@ -1,0 +1,83 @@
+"""The command line exactly as other tools call it: a real subprocess each time."""
+
+import json
+
+import numpy as np
+import pytest
+
+from model_runtime.channels import CHANNELS
+from model_runtime.model_file import SHIPPED_MODEL
+from model_runtime.motion_io import read_motion, write_llf_csv
+from model_runtime.timebase import frame_count
+from tests.conftest import run_runtime
+
+
+@pytest.mark.parametrize("backend,fmt,fps", [("onnx", "npz", 24.0), ("torch", "npz", 29.97),
+                                             ("onnx", "csv", 60.0), ("torch", "csv", 25.0)])
+def test_predict_both_formats_both_backends(tmp_path, random_model, voice_pair, backend, fmt, fps):
+    out = tmp_path / f"result.{fmt}"
+    r = run_runtime("predict", "--self", voice_pair[0], "--partner", voice_pair[1], "--fps", fps,
+                    "--backend", backend, "--model", random_model, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "untrained" in r.stderr  # a random network never passes for the model
+    if fmt == "npz":
+        with np.load(out) as z:
+            assert list(z["names"]) == list(CHANNELS) and float(z["fps"]) == fps
+            weights = z["weights"]
+    else:
+        weights = read_motion(out).weights
+    assert weights.shape == (frame_count(12.0, fps), 55) and weights.dtype == np.float32
+    assert 0.0 <= weights[:, :52].min() and weights[:, :52].max() <= 1.0
+
+
+def test_backends_give_the_same_result_end_to_end(tmp_path, random_model, voice_pair):
+    outs = []
+    for backend in ("onnx", "torch"):
+        outs.append(tmp_path / f"{backend}.npz")
+        r = run_runtime("predict", "--self", voice_pair[0], "--partner", voice_pair[1], "--backend", backend,
+                        "--model", random_model, "--out", outs[-1])
+        assert r.returncode == 0, r.stderr
+    a, b = (np.load(o)["weights"] for o in outs)
+    assert np.abs(a - b).max() <= 1e-4
+
+
+def test_partner_motion_and_omitted_partner(tmp_path, random_model, voice_pair):
+    motion = tmp_path / "partner_face.csv"
+    write_llf_csv(motion, np.full((300, 55), 0.2, np.float32), 30.0)
+    base = ("predict", "--self", voice_pair[0], "--model", random_model)
+    r = run_runtime(*base, "--partner", voice_pair[1], "--partner-motion", motion, "--out", tmp_path / "m.npz")
+    assert r.returncode == 0, r.stderr
+    assert "shorter than the audio" in r.stderr  # 10 s of motion for 12 s of voice: held, noted
+    r2 = run_runtime(*base, "--out", tmp_path / "solo.npz")
+    assert r2.returncode == 0 and "partner is treated as silent" in r2.stderr
+    with_motion, solo = np.load(tmp_path / "m.npz")["weights"], np.load(tmp_path / "solo.npz")["weights"]
+    assert with_motion.shape == solo.shape and np.abs(with_motion - solo).max() > 1e-4
+
+
+@pytest.mark.parametrize("extra,needle", [(("--partner-motion", "nope.csv"), "nope.csv"),
+                                          (("--out", "x.txt"), "x.txt"),
+                                          (("--model", "missing.onnx"), "missing.onnx")])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, random_model, voice_pair, extra, needle):
+    args = {"--self": voice_pair[0], "--model": random_model, "--out": tmp_path / "o.npz"}
+    args.update(dict(zip(extra[::2], extra[1::2])))
+    r = run_runtime("predict", *[x for kv in args.items() for x in kv])
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr
+
+
+def test_without_a_model_the_runtime_says_none_is_shipped(tmp_path, voice_pair):
+    if SHIPPED_MODEL.exists():
+        pytest.skip("a trained model is shipped in assets/")
+    r = run_runtime("predict", "--self", voice_pair[0], "--out", tmp_path / "o.npz")
+    assert r.returncode == 2 and "no trained model is shipped" in r.stderr
+    info = json.loads(run_runtime("info").stdout)
+    assert info["model"] is None and "no trained model" in info["model_error"]
+
+
+def test_info_reports_backend_and_device(random_model):
+    r = run_runtime("info", "--model", random_model)
+    info = json.loads(r.stdout)
+    assert {"onnx", "torch"} <= set(info["backends"])
+    assert info["backend"] == "onnx" and info["device"] in ("cpu", "cuda") and info["trained"] is False
+    assert "CPUExecutionProvider" in info["onnx_providers"]

@@ -1,0 +1,97 @@
+"""Backends, windowing, fps: the network as the runtime runs it (random weights: behaviour of
+the plumbing, not of a trained model)."""
+
+import numpy as np
+import pytest
+
+from model_runtime.audio import Track
+from model_runtime.backends import OnnxBackend, TorchBackend
+from model_runtime.export import random_inputs
+from model_runtime.inference import Predictor, crossfade_weights, window_starts
+from model_runtime.timebase import frame_count
+from tests.conftest import speechlike
+
+
+@pytest.fixture(scope="module")
+def backends(random_model):
+    return OnnxBackend(random_model, "cpu"), TorchBackend(random_model, "cpu")
+
+
+def test_backends_agree_on_the_same_weights(backends):
+    onnx, torch_ = backends
+    for frames in (37, 200, 263):  # the ONNX time axis is dynamic
+        inputs = random_inputs(onnx.cfg, 3, frames, seed=frames)
+        a, b = onnx.run(*inputs), torch_.run(*inputs)
+        assert a.shape == (3, frames, 55)
+        assert np.abs(a - b).max() <= 1e-4
+
+
+def test_untrained_models_say_so(backends):
+    for b in backends:
+        assert b.trained is False and b.describe()["trained"] is False
+
+
+def test_cpu_fallback_says_why(random_model):
+    b = OnnxBackend(random_model, "auto")
+    if b.device == "cuda":
+        pytest.skip("this machine runs ONNX on CUDA")
+    assert b.provider == "CPUExecutionProvider" and b.notes and "CPU" in b.notes[0]
+
+
+def test_window_starts_cover_and_end_flush():
+    assert window_starts(150, 200, 40) == [0]
+    starts = window_starts(1000, 200, 40)
+    assert starts[0] == 0 and starts[-1] == 800 and all(b - a <= 160 for a, b in zip(starts, starts[1:]))
+    w = crossfade_weights(200, 40, True, True)
+    assert w[0] < 0.05 and w[100] == 1.0 and w[-1] < 0.05
+
+
+def _inputs(pred, seconds, seed):
+    self_in, r = pred._frame_inputs(speechlike(seconds, seed=seed), frame_count(seconds, 25))
+    partner_in, _ = pred._frame_inputs(speechlike(seconds, seed=seed + 1, f0=220), frame_count(seconds, 25))
+    n = frame_count(seconds, 25)
+    motion = np.random.default_rng(seed).random((n, 55), dtype=np.float32) * 0.3
+    return self_in, partner_in, r, motion, np.ones((n, 1), np.float32), n
+
+
+def test_windowed_run_equals_a_single_pass_when_the_clip_fits(backends):
+    pred = Predictor(backends[0])
+    self_in, partner_in, r, motion, known, n = _inputs(pred, 6.0, 3)  # 150 frames < 200
+    single = backends[0].run(self_in[None], partner_in[None], motion[None], known[None])[0]
+    windowed = pred.run_frames(self_in, partner_in, r, motion, known, n)
+    np.testing.assert_allclose(windowed, single, atol=1e-6)
+
+
+def test_no_seam_at_window_joins(backends):
+    pred, run = Predictor(backends[0]), backends[0].run
+    self_in, partner_in, r, motion, known, n = _inputs(pred, 40.0, 5)  # 1000 frames
+    single = run(self_in[None], partner_in[None], motion[None], known[None])[0]  # one pass, no joins
+    faded = pred.run_frames(self_in, partner_in, r, motion, known, n, window=200, overlap=40)
+    # Control: the same windows butted together without cross-fade, the seam a naive runner leaves.
+    hard = np.concatenate([run(self_in[None, s * r:(s + 160) * r], partner_in[None, s * r:(s + 160) * r],
+                               motion[None, s:s + 160], known[None, s:s + 160])[0]
+                           for s in range(0, 960, 160)])
+    joins = range(160, 960, 160)
+    # Windows see less context than the single pass, so they differ from it; a seam is a sudden
+    # change of that difference from one frame to the next.
+    jump = lambda y: np.abs(np.diff(y[:960] - single[:960], axis=0)).max(axis=1)
+    hard_seam = min(jump(hard)[j - 1] for j in joins)
+    assert hard_seam > 20 * np.median(jump(faded)), "control: butted windows show a seam"
+    assert jump(faded).max() < 0.1 * hard_seam  # nowhere, joins included, a jump like that
+
+
+@pytest.mark.parametrize("fps", [23.976, 24, 25, 29.97, 30, 60])
+def test_predict_gives_the_right_frame_count_at_any_fps(backends, fps):
+    pred = Predictor(backends[0])
+    track = Track(speechlike(7.3), "self.wav")
+    res = pred.predict(track, Track(speechlike(7.3, seed=9), "partner.wav"), None, fps)
+    assert res.weights.shape == (frame_count(7.3, fps), 55)
+    assert res.weights[:, :52].min() >= 0.0 and res.weights[:, :52].max() <= 1.0
+
+
+def test_partner_motion_unknown_is_its_own_mode(backends):
+    pred = Predictor(backends[0])
+    self_in, partner_in, r, motion, _, n = _inputs(pred, 4.0, 7)
+    unknown = pred.run_frames(self_in, partner_in, r, np.zeros_like(motion), np.zeros((n, 1), np.float32), n)
+    still = pred.run_frames(self_in, partner_in, r, np.zeros_like(motion), np.ones((n, 1), np.float32), n)
+    assert np.abs(unknown - still).max() > 1e-3  # "unknown" is not a still face
