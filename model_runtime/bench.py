@@ -1,0 +1,138 @@
+"""`make bench`: speed and memory of the runtime, measured in one run, printed as a table.
+
+Each measurement runs in its own process (a warm model, as `serve` keeps it), so peak memory
+is that process's own. Targets (issue 2): ONNX on 2 CPU cores >= 200x real time on a
+10-minute conversation, peak memory < 1.5 GB even for 1 hour; torch on an H200 >= 5,000x.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+DURATIONS = (10, 60, 600)
+MEMORY_DURATION = 3600
+CPU_TARGET_RTF, GPU_TARGET_RTF, MEMORY_TARGET_MB = 200.0, 5000.0, 1536.0
+
+
+def conversation(seconds, seed):
+    """Speech-shaped audio (voiced, syllable-modulated, with pauses), built from a 10 s tile."""
+    rng = np.random.default_rng(seed)
+    sr = 16000
+    t = np.arange(10 * sr) / sr
+    f0 = 120 + 80 * rng.random()
+    voice = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 8))
+    env = np.clip(np.sin(2 * np.pi * 4.0 * t), 0, None) * (np.sin(2 * np.pi * 0.2 * t + seed) > 0)
+    tile = (0.2 * voice * env + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+    return np.tile(tile, int(np.ceil(seconds / 10)))[:int(seconds * sr)]
+
+
+def child(args):
+    """One measurement: load, warm up, time one job end to end (files in, file out)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from model_runtime.backends import load_backend
+    from model_runtime.cli import run_job
+    from model_runtime.inference import Predictor
+
+    t0 = time.perf_counter()
+    backend = load_backend(args.model, args.backend, args.device)
+    pred = Predictor(backend)
+    load_s = time.perf_counter() - t0
+    run_job(pred, args.warm, None, None, 30.0, args.out)  # first-call costs are not throughput
+    t0 = time.perf_counter()
+    done = run_job(pred, args.self_audio, args.partner, None, 30.0, args.out)
+    wall = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"wall": wall, "load": load_s, "peak_mb": peak_mb, "device": backend.device,
+                      "provider": backend.provider, "frames": done["frames"], "gpu": backend.describe()["gpu"]}))
+
+
+def measure(model, backend, device, a, b, warm, out):
+    r = subprocess.run([sys.executable, "-m", "model_runtime.bench", "--child", "--model", str(model),
+                        "--backend", backend, "--device", device, "--self", str(a), "--partner", str(b),
+                        "--warm", str(warm), "--out", str(out)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench child failed: {r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def model_for_bench(tmp):
+    """The shipped model if there is one; else random weights of the shipped size (speed only)."""
+    from model_runtime.model_file import SHIPPED_MODEL
+
+    if SHIPPED_MODEL.exists() and SHIPPED_MODEL.with_suffix(".pt").exists():
+        return SHIPPED_MODEL, "shipped model"
+    pt, onnx = Path(tmp) / "bench.pt", Path(tmp) / "bench.onnx"
+    for cmd in (["init", "--out", pt], ["export", "--checkpoint", pt, "--out", onnx]):
+        subprocess.run([sys.executable, "-m", "model_runtime", *map(str, cmd)], check=True,
+                       capture_output=True)
+    return onnx, "random weights of the shipped size (no trained model shipped yet; speed is the same)"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--model"), ap.add_argument("--backend"), ap.add_argument("--device", default="cpu")
+    ap.add_argument("--self", dest="self_audio"), ap.add_argument("--partner")
+    ap.add_argument("--warm"), ap.add_argument("--out")
+    ap.add_argument("--durations", default=",".join(map(str, DURATIONS)))
+    ap.add_argument("--memory-duration", type=float, default=MEMORY_DURATION)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+
+    durations = [float(d) for d in args.durations.split(",")]
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    with tempfile.TemporaryDirectory(prefix="duet-bench-") as tmp:
+        model, what = model_for_bench(tmp)
+        print(f"Duet runtime benchmark — model: {what}; CPU cores: {os.cpu_count()}")
+        warm = Path(tmp) / "warm.wav"
+        sf.write(warm, conversation(5, 0), 16000)
+        runs = [("onnx", "cpu"), ("torch", "cpu")] + ([("torch", "cuda")] if gpu else [])
+        rows = []
+        for seconds in durations + [args.memory_duration]:
+            a, b = Path(tmp) / f"a{seconds:g}.wav", Path(tmp) / f"b{seconds:g}.wav"
+            sf.write(a, conversation(seconds, 1), 16000, subtype="PCM_16")
+            sf.write(b, conversation(seconds, 2)[::-1], 16000, subtype="PCM_16")
+            todo = runs if seconds != args.memory_duration else [("onnx", "cpu")] + runs[2:]
+            for backend, device in todo:
+                m = measure(model, backend, device, a, b, warm, Path(tmp) / "out.npz")
+                rows.append((seconds, backend, m))
+                print(f"  {seconds:7g} s  {backend:5s} {m['device']:4s}  wall {m['wall']:7.3f} s  "
+                      f"{seconds / m['wall']:9.1f}x real time  peak {m['peak_mb']:7.0f} MB  "
+                      f"(model load {m['load']:.2f} s)", flush=True)
+            a.unlink(), b.unlink()
+    print()
+    print("Targets (ratios measured in this run):")
+    for seconds, backend, m in rows:
+        rtf = seconds / m["wall"]
+        if backend == "onnx" and seconds == 600:
+            print(f"  ONNX CPU, 10-min conversation: {rtf:.0f}x real time / target {CPU_TARGET_RTF:.0f}x "
+                  f"= {rtf / CPU_TARGET_RTF:.2f}  {'PASS' if rtf >= CPU_TARGET_RTF else 'MISS'}")
+        if backend == "onnx" and seconds == args.memory_duration:
+            print(f"  ONNX CPU, {seconds / 60:.0f}-min conversation: peak {m['peak_mb']:.0f} MB / target "
+                  f"{MEMORY_TARGET_MB:.0f} MB = {m['peak_mb'] / MEMORY_TARGET_MB:.2f}  "
+                  f"{'PASS' if m['peak_mb'] < MEMORY_TARGET_MB else 'MISS'}")
+        if m["device"] == "cuda" and seconds == max(durations):
+            print(f"  torch GPU ({m['gpu']}): {rtf:.0f}x real time / target {GPU_TARGET_RTF:.0f}x = "
+                  f"{rtf / GPU_TARGET_RTF:.2f}  {'PASS' if rtf >= GPU_TARGET_RTF else 'MISS'}")
+    if not gpu:
+        print("  GPU: no CUDA device on this machine; GPU rows are added where one is present.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
