@@ -32,26 +32,27 @@ class LogMelEncoder(nn.Module):
 
 
 class Wav2Vec2Encoder(nn.Module):
-    """(B, N) 16 kHz waveform -> (B, T, W) through a wav2vec 2.0 model from a local checkpoint.
+    """(B, N) 16 kHz waveform -> (B, T, W) through wav2vec 2.0 from a local checkpoint folder.
 
-    The checkpoint is a torch.save()d nn.Module (e.g. a transformers Wav2Vec2Model saved whole
-    by the studio that owns it); nothing is ever downloaded. Its 50 Hz hidden states are
-    resampled to the animation rate by linear interpolation, as DualTalk does.
+    Its 50 Hz hidden states are resampled to the animation rate by linear interpolation, as
+    DualTalk does. The backbone is fine-tuned with the rest unless frozen by the trainer.
     """
 
     def __init__(self, cfg, checkpoint):
         super().__init__()
+        from .wav2vec2 import load_wav2vec2
+
         if not checkpoint:
-            raise FileNotFoundError("audio_encoder='wav2vec2' needs wav2vec2_checkpoint: a local file")
-        self.backbone = torch.load(checkpoint, weights_only=False, map_location="cpu")
-        dim = getattr(getattr(self.backbone, "config", None), "hidden_size", None) or 768
-        self.proj = nn.Linear(dim, cfg.width)
+            raise FileNotFoundError("audio_encoder='wav2vec2' needs wav2vec2_checkpoint: a local folder")
+        self.backbone = load_wav2vec2(checkpoint)
+        self.proj = nn.Linear(self.backbone.config["hidden_size"], cfg.width)
         self.norm = nn.LayerNorm(cfg.width)
         self.samples_per_frame = cfg.samples_per_frame
 
     def forward(self, wave):
-        out = self.backbone(wave)
-        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out  # (B, S, H)
+        # Per-window zero-mean unit-variance input, as wav2vec 2.0's feature extractor expects.
+        wave = (wave - wave.mean(dim=1, keepdim=True)) / (wave.std(dim=1, keepdim=True) + 1e-5)
+        hidden = self.backbone(wave)  # (B, S, H) at 50 Hz
         frames = wave.shape[1] // self.samples_per_frame
         hidden = torch.nn.functional.interpolate(hidden.transpose(1, 2), size=frames, mode="linear",
                                                  align_corners=True).transpose(1, 2)
