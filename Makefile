@@ -28,3 +28,85 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache out
+
+# --- Blender extension (addon) ---
+# Add-on tests run in their own pytest invocation (the PyPI bpy module keeps global state;
+# the runtime tests never import bpy). `make test-addon` is what `make test` should call.
+ADDON_SRC     := addon ops ui tests/addon scripts __init__.py
+# Blender's own extension CLI: a plain-Python script inside the bpy wheel (facts.md).
+BLENDER_EXT    = $(shell $(PY) -c "import bpy, os; print(os.path.join(bpy.utils.system_resource('SCRIPTS'), 'addons_core', 'bl_pkg', 'cli', 'blender_ext.py'))" 2>/dev/null)
+COMPAT_BPY    ?= 4.2 5.0
+COMPAT_PY     ?= python3.11
+
+.PHONY: extension lint-addon test-addon test-compat animate bench-addon
+
+extension: setup
+	$(PY) "$(BLENDER_EXT)" validate .
+	@mkdir -p dist
+	$(PY) "$(BLENDER_EXT)" build --source-dir . --output-dir dist
+	$(PY) "$(BLENDER_EXT)" validate dist/duet-$$(sed -n 's/^version = "\(.*\)"/\1/p' blender_manifest.toml).zip
+
+lint-addon: setup
+	$(PY) -m ruff check $(ADDON_SRC)
+
+test-addon: setup lint-addon
+	$(PY) -m pytest -q tests/addon
+
+# The same tests on the other bpy versions Duet supports (4.2 LTS, 5.0), each in its own venv;
+# the runtime still runs under .venv's Python (it carries torch and onnxruntime).
+test-compat: setup
+	@set -e; for v in $(COMPAT_BPY); do \
+	  venv=$(VENV)/compat-bpy$$(echo $$v | tr -d .); \
+	  test -x $$venv/bin/python || $(COMPAT_PY) -m venv $$venv; \
+	  $$venv/bin/python -c "import bpy, sys; sys.exit(not bpy.app.version_string.startswith('$$v'))" 2>/dev/null || \
+	    $$venv/bin/python -m pip install -q "bpy==$$v.*" soundfile pytest; \
+	  echo "== bpy $$v =="; \
+	  DUET_RUNTIME_PYTHON=$(abspath $(PY)) $$venv/bin/python -m pytest -q -p no:cacheprovider tests/addon; \
+	done
+
+# make animate BLEND=in.blend OBJECT=Face SELF=a.wav PARTNER=b.wav OUT=out.blend \
+#              [PARTNER_MOTION=m.csv] [EXPORT=out.glb|out.fbx] [MODEL=m.onnx] [DEVICE=auto|gpu|cpu]
+animate: setup
+	@test -n "$(BLEND)" -a -n "$(OBJECT)" -a -n "$(SELF)" -a -n "$(OUT)" || \
+	  { echo "usage: make animate BLEND=in.blend OBJECT=Face SELF=a.wav [PARTNER=b.wav] OUT=out.blend [PARTNER_MOTION=m.csv] [EXPORT=out.glb]"; exit 2; }
+	$(PY) scripts/animate.py --blend "$(BLEND)" --object "$(OBJECT)" --self "$(SELF)" --out "$(OUT)" \
+	  $(if $(PARTNER),--partner "$(PARTNER)") $(if $(PARTNER_MOTION),--partner-motion "$(PARTNER_MOTION)") \
+	  $(if $(EXPORT),--export "$(EXPORT)") $(if $(MODEL),--model "$(MODEL)") $(if $(DEVICE),--device "$(DEVICE)")
+
+bench-addon: setup
+	$(PY) scripts/bench_addon.py $(if $(MODEL),--model "$(MODEL)")
+# --- end of Blender extension (addon) ---
+
+# --- Training data (model_runtime/train) ---
+# `make setup-train` installs the offline TTS engines (Debian packages, only those missing) and
+# requirements-train.txt into .venv; `make test-train` runs tests/train; `make train-data`
+# aligns the shared LibriSpeech speech and fills .cache/duet-train with conversations.
+TRAIN_DEBS   := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
+TRAIN_STAMP  := $(VENV)/.duet-train-$(shell cat requirements-train.txt 2>/dev/null | cksum | cut -d' ' -f1)
+TRAIN_CONVS ?= 400
+TEST_CONVS  ?= 40
+
+.PHONY: setup-train train-debs test-train train-data
+
+setup-train: setup train-debs $(TRAIN_STAMP)
+
+train-debs:
+	@missing=$$(for p in $(TRAIN_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing $$missing"; \
+	  $$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y $$missing; \
+	fi
+
+$(TRAIN_STAMP): requirements-train.txt
+	$(PY) -m pip install -q -r requirements-train.txt
+	@rm -f $(VENV)/.duet-train-* && touch $@
+
+test-train: setup-train
+	$(PY) -m ruff check model_runtime/train tests/train
+	$(PY) -m pytest -q tests/train
+
+train-data: setup-train
+	$(PY) -m model_runtime.train.voices
+	$(PY) -m model_runtime.train.conversation --split train --count $(TRAIN_CONVS)
+	$(PY) -m model_runtime.train.conversation --split test --count $(TEST_CONVS)

@@ -1,0 +1,272 @@
+"""From the panel's settings to a running job, and from its results to keys (bpy).
+
+Runs on the main thread only. `start()` registers a bpy.app.timers callback that calls
+`Job.tick()`; the PyPI bpy module never fires it, so tests call tick() (or Job.run()) themselves.
+"""
+
+import os
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+from ..model_runtime.channels import CHANNELS
+from ..model_runtime.motion_io import write_npz
+from . import curves, runtime
+from .job import Job, Plan, Predict, RuntimeConfig
+from .prefs import get_prefs
+from .scene import add_sound_strips, sample_shape_keys, scene_fps, set_frame_range, strips_collection_name
+from .writer import Transaction, WriteOptions, to_scene_rate, write_character
+
+_job = None  # the one job at a time
+
+
+class UserError(Exception):
+    """Something the artist must fix before generating; the message is one line."""
+
+
+def current_job():
+    return _job
+
+
+def runtime_config(context):
+    prefs = get_prefs(context)
+    python, why = runtime.find_python(prefs.runtime_python)
+    if python is None:
+        raise UserError(why)
+    model = bpy.path.abspath(prefs.model_path) if prefs.model_path else None
+    return RuntimeConfig(python, model or None, prefs.backend, runtime.DEVICES.get(prefs.device, "auto"))
+
+
+def _audio(path, strip_name, scene, what, required):
+    """A voice: a file path, or a sound strip already in the Video Sequencer."""
+    if strip_name:
+        se = scene.sequence_editor
+        strips = getattr(se, strips_collection_name(se)) if se else []
+        strip = next((s for s in strips if s.name == strip_name), None)
+        if strip is None or getattr(strip, "sound", None) is None:
+            raise UserError(f"{what}: no sound strip named '{strip_name}'")
+        path = strip.sound.filepath
+    if not path:
+        if required:
+            raise UserError(f"{what}: choose an audio file")
+        return None
+    path = os.path.normpath(bpy.path.abspath(path))
+    if not os.path.isfile(path):
+        raise UserError(f"{what}: file not found: {path}")
+    return path
+
+
+def _character(obj, what):
+    if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
+        raise UserError(f"{what}: pick a mesh with shape keys")
+    return obj
+
+
+@dataclass
+class Choices:
+    """The settings a job needs at the end, copied when it starts: RNA pointers held across timer
+    ticks may dangle (a file load frees them), names and numbers cannot."""
+
+    intensity: dict
+    smoothing: float
+    output_mode: str
+    reduce_tolerance: float
+    head_target: str
+    head_object: str
+    head_bone: str
+    preset: str
+    add_sound_strips: bool
+    set_frame_range: bool
+
+    @classmethod
+    def of(cls, s):
+        return cls({"mouth": s.intensity_mouth, "brows": s.intensity_brows, "eyes": s.intensity_eyes,
+                    "head": s.intensity_head}, s.smoothing, s.output_mode,
+                   s.reduce_tolerance if s.reduce_keys else 0.0, s.head_target,
+                   s.head_object.name if s.head_object else "", s.head_bone, s.mapping_preset,
+                   s.add_sound_strips, s.set_frame_range)
+
+    def write_options(self, obj, start, first=True):
+        """The first character may use the chosen head object or bone; a conversation's second
+        character turns its own object (one rig cannot carry two heads)."""
+        head_target, head_obj = self.head_target, None
+        if first and self.head_object:
+            head_obj = bpy.data.objects.get(self.head_object)
+        elif not first and head_target == "BONE":
+            head_target = "OBJECT"
+        return WriteOptions(start_frame=start, output_mode=self.output_mode,
+                            reduce_tolerance=self.reduce_tolerance, head_target=head_target,
+                            head_object=head_obj or obj, head_bone=self.head_bone, preset=self.preset)
+
+    def postprocess(self, names, weights, fps):
+        w = curves.apply_intensity(weights, names, self.intensity)
+        if self.smoothing > 0:
+            w = curves.smooth(w, self.smoothing * fps)  # smoothing is in seconds
+        return w
+
+
+def load_result(path):
+    with np.load(path, allow_pickle=False) as z:
+        return [str(n) for n in z["names"]], np.asarray(z["weights"], dtype=np.float32), float(z["fps"])
+
+
+def build_plan(context, settings=None):
+    """A Plan from the scene's Duet settings, or UserError naming what is missing."""
+    scene = context.scene
+    s = settings or scene.duet
+    obj = _character(s.character or context.active_object, "Character")
+    fps = scene_fps(scene)
+    start = s.start_frame
+    self_a = _audio(s.self_audio, s.self_strip, scene, "Own voice", True)
+    partner_a = _audio(s.partner_audio, s.partner_strip, scene, "Partner voice", False)
+    partner = None
+    if not s.conversation and s.partner_mode == "CHARACTER":
+        partner = _character(s.partner_object, "Partner reference")
+        if partner == obj:
+            raise UserError("Partner reference: pick another character than the one animated")
+    targets = []  # (object name, index of the step whose result it gets)
+    if s.conversation:
+        obj_b = _character(s.character_b, "Second character")
+        if obj_b == obj:
+            raise UserError("Conversation: pick two different characters")
+        if partner_a is None:
+            raise UserError("Conversation: the second character needs its voice (partner voice)")
+        # Each uses the other's generated face as its partner reference: A alone, B given A, A given B.
+        steps = [Predict(self_a, partner_a, None, f"{obj.name} (draft)"),
+                 Predict(partner_a, self_a, 0, obj_b.name),
+                 Predict(self_a, partner_a, 1, obj.name)]
+        targets = [(obj.name, 2), (obj_b.name, 1)]
+    else:
+        motion = None
+        if s.partner_mode == "CSV":
+            if not s.partner_csv:
+                raise UserError("Partner reference: choose a Live Link Face CSV")
+            motion = os.path.normpath(bpy.path.abspath(s.partner_csv))
+            if not os.path.isfile(motion):
+                raise UserError(f"Partner reference: file not found: {motion}")
+        steps = [Predict(self_a, partner_a, motion, obj.name)]
+        targets = [(obj.name, 0)]
+    plan = Plan(steps, fps, None, label=obj.name)
+    if partner is not None:
+        end = max(scene.frame_end, start + 1)
+        frames = np.arange(start, end + 1, dtype=np.float64)
+        motion, _missing = sample_shape_keys(partner, frames, s.mapping_preset)
+        path = os.path.join(plan.work_dir, "partner_motion.npz")
+        write_npz(path, motion, fps, CHANNELS)
+        steps[0].partner_motion = path
+    voices = [p for p in (self_a, partner_a) if p]
+    choices = Choices.of(s)
+    scene_name = scene.name
+    plan.finish = lambda results: finish(scene_name, choices, targets, results, start, voices)
+    return plan
+
+
+def finish(scene_name, choices, targets, results, start, voices):
+    """Write every character's result in one transaction, then make it one undo step."""
+    scene = bpy.data.scenes.get(scene_name)
+    if scene is None:
+        raise ValueError(f"scene '{scene_name}' no longer exists")
+    reports = []
+    with Transaction() as tx:
+        for n, (obj_name, k) in enumerate(targets):
+            obj = bpy.data.objects.get(obj_name)
+            if obj is None:
+                raise ValueError(f"character '{obj_name}' no longer exists")
+            names, weights, fps = load_result(results[k]["out"])
+            weights = choices.postprocess(names, weights, fps)
+            weights = to_scene_rate(weights, fps, scene)
+            reports.append((obj, write_character(scene, obj, names, weights,
+                                                 choices.write_options(obj, start, n == 0), tx)))
+        notes = []
+        if choices.add_sound_strips:
+            notes += add_sound_strips(scene, voices, start, tx)
+        if choices.set_frame_range:
+            set_frame_range(scene, start, start + max(r.frames for _, r in reports) - 1, tx)
+    push_undo("Duet: generate")
+    parts = []
+    for obj, r in reports:
+        notes += r.notes
+        parts.append(f"{obj.name}: {len(r.channels)} channels x {r.frames} frames into '{r.action.name}'")
+        if r.unmatched:
+            notes.append(f"{obj.name}: {len(r.unmatched)} ARKit channels have no shape key")
+    return "Duet: " + "; ".join(parts + notes)
+
+
+def push_undo(message):
+    """One undo step for a finished generation (the timer that wrote it is no operator)."""
+    try:
+        bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as exc:  # no undo in this context (e.g. some background setups)
+        print(f"Duet: no undo step: {exc}")
+
+
+# --- the running job and its timer ---------------------------------------------------------
+
+def _status(job):
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    wm.duet_running = job.running
+    wm.duet_progress = job.progress * 100.0
+    wm.duet_status = job.message if not job.running else f"{job.stage} ({job.progress:.0%})"
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "STATUSBAR"):
+                area.tag_redraw()
+
+
+def _on_end(job):
+    _status(job)
+    print(job.message)
+
+
+def start(context, wait=False, timeout=None):
+    """Start a generation from the scene's settings. Returns the Job (already finished if wait)."""
+    global _job
+    if _job is not None and _job.running:
+        raise UserError("Duet is already generating; cancel it first")
+    config = runtime_config(context)
+    plan = build_plan(context)
+    if _job is not None:
+        _job.cleanup()
+    _job = Job(plan, config, on_end=_on_end)
+    _status(_job)
+    if wait:
+        _job.run(timeout)
+    elif not bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.register(_timer, first_interval=0.05)
+    return _job
+
+
+def _timer():
+    job = _job
+    if job is None or not job.tick():
+        return None
+    _status(job)
+    return 0.05
+
+
+def cancel():
+    if _job is not None and _job.running:
+        _job.cancel()
+        _status(_job)
+
+
+def stop_job():
+    """On file load: the job is dropped (nothing written); the runtime stays warm."""
+    global _job
+    if bpy.app.timers.is_registered(_timer):
+        bpy.app.timers.unregister(_timer)
+    if _job is not None:
+        if _job.running:
+            _job.cancel()
+            _job.state, _job.message = "cancelled", "Duet: cancelled; nothing was changed."
+        _job.cleanup()
+        _job = None
+
+
+def stop_all():
+    """On unregister: drop the job and stop the runtime process."""
+    stop_job()
+    runtime.shutdown()

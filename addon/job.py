@@ -1,0 +1,212 @@
+"""A generation job: the protocol state machine. `tick()` is the only place job state moves.
+
+In Blender a bpy.app.timers callback calls tick(); the PyPI bpy module fires no timers, so tests
+and `generate(wait=True)` call it themselves. Nothing is written to the scene before every
+prediction has succeeded; then `plan.finish` writes all of it at once (or nothing).
+"""
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from . import runtime
+from .client import EXIT
+
+RUNNING = ("new", "starting", "predicting", "cancelling")
+STARTUP_TIMEOUT = 300.0  # first start imports torch/onnxruntime and loads the model: can be slow
+CANCEL_TIMEOUT = 5.0
+STALL_TIMEOUT = 600.0  # no event at all for this long while predicting: the runtime hangs
+
+CODE_TEXT = {
+    "bad_audio": "Bad audio",
+    "bad_motion": "Bad partner motion",
+    "no_model": "No model",
+    "bad_request": "Runtime refused the request",
+    "internal": "Runtime error",
+}
+
+
+@dataclass
+class Predict:
+    self_path: str
+    partner_path: str = None
+    partner_motion: object = None  # a path, or an int: the index of an earlier step whose result to use
+    label: str = ""
+    id: int = 0
+    result: dict = None
+
+
+@dataclass
+class Plan:
+    steps: list
+    fps: float
+    finish: object  # callable(list of "done" events) -> one-line message; writes the scene, all or nothing
+    label: str = "Duet"
+    work_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="duet-"))
+
+
+@dataclass
+class RuntimeConfig:
+    python: str
+    model: str = None
+    backend: str = "onnx"
+    device: str = "auto"
+
+
+class Job:
+    def __init__(self, plan, config, on_end=None):
+        self.plan = plan
+        self.config = config
+        self.on_end = on_end
+        self.state = "new"
+        self.progress = 0.0
+        self.stage = "starting runtime"
+        self.message = ""
+        self.client = None
+        self.step = 0
+        self._since = time.monotonic()
+
+    # --- public -----------------------------------------------------------------------------
+    @property
+    def running(self):
+        return self.state in RUNNING
+
+    def tick(self):
+        """Advance the job from whatever the runtime has said since the last call. True while running."""
+        if not self.running:
+            return False
+        try:
+            self._tick()
+        except Exception as exc:  # a bug must end the job cleanly, never leave it half-way
+            self._end("failed", f"Duet failed: {type(exc).__name__}: {exc}. Nothing was changed.")
+        return self.running
+
+    def cancel(self):
+        if self.state in ("new", "starting"):
+            self._end("cancelled", "Duet: cancelled; nothing was changed.")
+        elif self.state == "predicting":
+            self.client.send({"op": "cancel", "id": self.plan.steps[self.step].id})
+            self.state, self.stage, self._since = "cancelling", "cancelling", time.monotonic()
+
+    def run(self, timeout=None, poll=0.02):
+        """Tick until the job ends (scripts, tests, generate(wait=True))."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.tick():
+            if end is not None and time.monotonic() > end:
+                self.cancel()
+                end = None
+            time.sleep(poll)
+        return self.state
+
+    def cleanup(self):
+        shutil.rmtree(self.plan.work_dir, ignore_errors=True)
+
+    # --- state machine ------------------------------------------------------------------------
+    def _tick(self):
+        if self.state == "new":
+            try:
+                self.client = runtime.get_client(self.config.python, self.config.model,
+                                                 self.config.backend, self.config.device)
+            except OSError as exc:
+                return self._end("failed", f"Duet: the runtime could not start ({exc}). Nothing was changed.")
+            if self.client.info is None:
+                self.client.send({"op": "hello"})
+                self.state, self._since = "starting", time.monotonic()
+            else:
+                self._send_step()
+            return
+        for ev in self.client.drain():
+            self._event(ev)
+            if not self.running:
+                return
+        waited = time.monotonic() - self._since
+        if self.state == "starting" and waited > STARTUP_TIMEOUT:
+            runtime.drop_client(self.client, kill=True)
+            self._end("failed", f"Duet: the runtime did not start within {STARTUP_TIMEOUT:.0f} s. "
+                                "Nothing was changed.")
+        elif self.state == "cancelling" and waited > CANCEL_TIMEOUT:
+            runtime.drop_client(self.client, kill=True)  # it ignored the cancel: stop it for good
+            self._end("cancelled", "Duet: cancelled; nothing was changed.")
+        elif self.state == "predicting" and waited > STALL_TIMEOUT:
+            runtime.drop_client(self.client, kill=True)
+            self._end("failed", "Duet: the runtime stopped answering. Nothing was changed.")
+
+    def _event(self, ev):
+        kind = ev.get("event")
+        if kind == EXIT:
+            runtime.drop_client(self.client)
+            if self.state == "cancelling":
+                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            code = ev.get("code")
+            if isinstance(code, int) and code < 0:  # a signal: its stderr has nothing to say about it
+                what = f"the runtime was killed (signal {-code})"
+            else:
+                why = self.client.last_error_line()
+                what = f"the runtime stopped unexpectedly (exit code {code}){': ' + why if why else ''}"
+            return self._end("failed", f"Duet: {what}. Nothing was changed.")
+        if kind == "ready":
+            self.client.info = ev
+            if self.state != "starting":
+                return
+            if ev.get("model_error"):
+                return self._end("failed", f"Duet: no usable model: {ev['model_error']}. "
+                                           "Nothing was changed.")
+            return self._send_step()
+        step = self.plan.steps[self.step] if self.step < len(self.plan.steps) else None
+        if step is None or ev.get("id") != step.id:
+            return  # a late event of an earlier, cancelled request
+        self._since = time.monotonic()
+        if kind == "progress":
+            value = min(max(float(ev.get("value", 0.0)), 0.0), 1.0)
+            self.progress = (self.step + value) / len(self.plan.steps)
+            self.stage = f"{step.label + ': ' if step.label else ''}{ev.get('stage', '')}"
+        elif kind == "error":
+            code = ev.get("code", "internal")
+            if code == "cancelled" or self.state == "cancelling":
+                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            what = CODE_TEXT.get(code, "Runtime error")
+            return self._end("failed", f"Duet: {what}: {ev.get('message', '')}. Nothing was changed.")
+        elif kind == "done":
+            if self.state == "cancelling":
+                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            step.result = ev
+            self.step += 1
+            if self.step < len(self.plan.steps):
+                return self._send_step()
+            self.stage, self.progress = "writing keys", 1.0
+            try:
+                msg = self.plan.finish([s.result for s in self.plan.steps])
+            except Exception as exc:
+                return self._end("failed", f"Duet: writing keys failed: {exc}. Nothing was changed.")
+            return self._end("done", "; ".join([msg] + self._runtime_notes()))
+
+    def _runtime_notes(self):
+        """What the artist should know about how it ran (CPU fallback, an untrained model)."""
+        info = self.client.info or {}
+        notes = [str(n) for n in info.get("notes") or []]
+        for s in self.plan.steps:
+            notes += [str(n) for n in (s.result or {}).get("notes") or [] if str(n) not in notes]
+        if info.get("trained") is False:
+            notes.append("the model is untrained (random weights): the curves are not animation")
+        return [" ".join(n.split()) for n in notes]  # one line, whatever the runtime wrote
+
+    def _send_step(self):
+        step = self.plan.steps[self.step]
+        step.id = self.client.new_id()
+        motion = step.partner_motion
+        if isinstance(motion, int):
+            motion = self.plan.steps[motion].result["out"]
+        req = {"op": "predict", "id": step.id, "self": step.self_path, "partner": step.partner_path,
+               "partner_motion": motion, "fps": self.plan.fps,
+               "out": os.path.join(self.plan.work_dir, f"step{self.step}.npz")}
+        self.client.send(req)  # if the pipe is gone, the reader's exit event says why on a later tick
+        self.state, self.stage, self._since = "predicting", "predicting", time.monotonic()
+
+    def _end(self, state, message):
+        self.state, self.message = state, message
+        if state != "done":
+            self.progress = 0.0
+        if self.on_end is not None:
+            self.on_end(self)

@@ -1,0 +1,278 @@
+"""Operators: thin. poll() asks addon.validate why not; execute() calls addon/ and reports one line."""
+
+import json
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..addon import export, generate, llf, runtime, scene, validate
+from ..addon.prefs import get_prefs
+
+
+def _poll(cls, reason):
+    if reason is not None:
+        cls.poll_message_set(reason)
+        return False
+    return True
+
+
+class DUET_OT_generate(bpy.types.Operator):
+    """Animate the character's face from the two voices (runs in the background; Esc cancels)"""
+
+    bl_idname = "duet.generate"
+    bl_label = "Generate"
+    bl_options = {"REGISTER"}  # the finished job pushes its own undo step (it ends in a timer)
+
+    wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
+                       description="Run to completion before returning (scripts)")
+    timeout: FloatProperty(name="Timeout", default=0.0, min=0.0, options={"SKIP_SAVE"},
+                           description="With Wait: cancel after this many seconds (0: no limit)")
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.generate_reason(context))
+
+    def execute(self, context):
+        try:
+            job = generate.start(context, wait=self.wait, timeout=self.timeout or None)
+        except generate.UserError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if self.wait:
+            self.report({"INFO"} if job.state == "done" else {"ERROR"}, job.message)
+            return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        result = self.execute(context)
+        if self.wait or "FINISHED" not in result:
+            return result
+        # Stay around only to catch Esc and report the outcome; the timer does the work.
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        job = generate.current_job()
+        if job is None:
+            return {"CANCELLED"}
+        if job.running:
+            if event.type == "ESC" and event.value == "PRESS":
+                generate.cancel()
+            return {"PASS_THROUGH"}
+        self.report({"INFO"} if job.state == "done" else {"WARNING"}, job.message)
+        return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
+
+
+class DUET_OT_cancel(bpy.types.Operator):
+    """Stop the running generation; nothing is written"""
+
+    bl_idname = "duet.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.cancel_reason(context))
+
+    def execute(self, context):
+        generate.cancel()
+        return {"FINISHED"}
+
+
+class DUET_OT_check_runtime(bpy.types.Operator):
+    """Run the runtime once and show its version, backend, execution provider and GPU"""
+
+    bl_idname = "duet.check_runtime"
+    bl_label = "Check runtime"
+
+    def execute(self, context):
+        prefs = get_prefs(context)
+        python, why = runtime.find_python(prefs.runtime_python)
+        if python is None:
+            self.report({"ERROR"}, why)
+            return {"CANCELLED"}
+        info, why = runtime.check_runtime(
+            python, bpy.path.abspath(prefs.model_path) if prefs.model_path else None, prefs.backend,
+            runtime.DEVICES.get(prefs.device, "auto"))
+        if info is None:
+            self.report({"ERROR"}, why)
+            return {"CANCELLED"}
+        if hasattr(prefs, "bl_rna"):  # not the defaults stand-in
+            prefs.runtime_info = json.dumps(info)
+        self.report({"INFO"}, f"{runtime.describe_info(info)} ({python})")
+        return {"FINISHED"}
+
+
+class DUET_OT_setup_runtime(bpy.types.Operator):
+    """Create the runtime's own Python environment under the extension's user folder and install its
+    packages (from the internet when online access is allowed, or from a folder of wheels)"""
+
+    bl_idname = "duet.setup_runtime"
+    bl_label = "Set up runtime"
+
+    def execute(self, context):
+        import os
+        import sys
+
+        prefs = get_prefs(context)
+        env_dir = runtime.managed_env_dir()
+        try:
+            cmds = runtime.setup_commands(sys.executable, env_dir, prefs.backend,
+                                          bpy.path.abspath(prefs.wheels_dir) if prefs.wheels_dir else "",
+                                          online=bpy.app.online_access)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        task = runtime.SetupTask(cmds, os.path.join(runtime.user_dir(), "setup.log"))
+
+        def poll_task():  # a timer: the operator's context is gone by now, use bpy.context
+            if task.tick():
+                return 0.5
+            print(f"Duet: {task.message}")
+            bpy.context.window_manager.duet_status = task.message
+            return None
+        bpy.app.timers.register(poll_task, first_interval=0.1)
+        self.report({"INFO"}, f"Setting up the runtime in {env_dir} (see the status in the Duet panel)")
+        return {"FINISHED"}
+
+
+class DUET_OT_refresh_mapping(bpy.types.Operator):
+    """Match the character's shape keys to ARKit names again (overwrites the edited table)"""
+
+    bl_idname = "duet.refresh_mapping"
+    bl_label = "Match shape keys"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.character_reason(context))
+
+    def execute(self, context):
+        obj = validate.character(context)
+        res = scene.fill_mapping_table(obj, context.scene.duet.mapping_preset)
+        self.report({"INFO"}, f"{obj.name}: {res.summary()}")
+        return {"FINISHED"}
+
+
+class DUET_OT_clear_mapping(bpy.types.Operator):
+    """Forget the edited table: match automatically at every generation"""
+
+    bl_idname = "duet.clear_mapping"
+    bl_label = "Automatic mapping"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.character_reason(context))
+
+    def execute(self, context):
+        validate.character(context).duet_map.clear()
+        return {"FINISHED"}
+
+
+class DUET_OT_import_csv(bpy.types.Operator, ImportHelper):
+    """Import a Live Link Face CSV capture onto the character's shape keys as a new action"""
+
+    bl_idname = "duet.import_csv"
+    bl_label = "Import Live Link Face CSV"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".csv"
+    filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
+    start_frame: IntProperty(name="Start frame", default=1)
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.character_reason(context))
+
+    def execute(self, context):
+        s = context.scene.duet
+        try:
+            rep = llf.import_csv(context.scene, validate.character(context), self.filepath, self.start_frame,
+                                 s.output_mode, s.mapping_preset)
+        except Exception as exc:  # BadInput from motion_io, ValueError from the writer
+            self.report({"ERROR"}, f"Import failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Imported {rep.frames} frames, {len(rep.channels)} channels into "
+                              f"'{rep.action.name}'")
+        return {"FINISHED"}
+
+
+class DUET_OT_export_csv(bpy.types.Operator, ExportHelper):
+    """Export the character's shape-key animation over the scene's frame range as a Live Link Face CSV"""
+
+    bl_idname = "duet.export_csv"
+    bl_label = "Export Live Link Face CSV"
+
+    filename_ext = ".csv"
+    filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.character_reason(context))
+
+    def execute(self, context):
+        try:
+            n = llf.export_csv(context.scene, validate.character(context), self.filepath,
+                               preset=context.scene.duet.mapping_preset)
+        except OSError as exc:
+            self.report({"ERROR"}, f"Export failed: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {n} frames to {self.filepath}")
+        return {"FINISHED"}
+
+
+class _ExportBase(ExportHelper):
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.character_reason(context))
+
+    def _objects(self, context):
+        s = context.scene.duet
+        objs = [validate.character(context)]
+        if s.conversation and s.character_b is not None:
+            objs.append(s.character_b)
+        if s.head_target != "NONE" and s.head_object is not None and s.head_object not in objs:
+            objs.append(s.head_object)
+        return objs
+
+
+class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
+    """Export the character(s) as glTF binary with shape-key animation"""
+
+    bl_idname = "duet.export_gltf"
+    bl_label = "Export glTF (.glb)"
+    filename_ext = ".glb"
+    filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
+
+    def execute(self, context):
+        export.export_gltf(context, self.filepath, self._objects(context))
+        return {"FINISHED"}
+
+
+class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
+    """Export the character(s) as FBX with shape-key animation"""
+
+    bl_idname = "duet.export_fbx"
+    bl_label = "Export FBX"
+    filename_ext = ".fbx"
+    filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
+
+    def execute(self, context):
+        export.export_fbx(context, self.filepath, self._objects(context))
+        return {"FINISHED"}
+
+
+classes = (DUET_OT_generate, DUET_OT_cancel, DUET_OT_check_runtime, DUET_OT_setup_runtime,
+           DUET_OT_refresh_mapping, DUET_OT_clear_mapping, DUET_OT_import_csv, DUET_OT_export_csv,
+           DUET_OT_export_gltf, DUET_OT_export_fbx)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,175 @@
+"""Panels and lists (3D View sidebar, tab "Duet"). Layout only: every decision lives in addon/."""
+
+import bpy
+
+from ..addon import runtime, scene
+
+
+class DUET_UL_mapping(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        row.label(text=item.channel)
+        key = data.data.shape_keys
+        if key is not None:
+            row.prop_search(item, "shape_key", key, "key_blocks", text="")
+        else:
+            row.prop(item, "shape_key", text="")
+
+
+class _Base:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Duet"
+
+
+class DUET_PT_main(_Base, bpy.types.Panel):
+    bl_label = "Duet"
+
+    def draw(self, context):
+        s = context.scene.duet
+        wm = context.window_manager
+        col = self.layout.column()
+        col.prop(s, "character")
+        col.prop(s, "self_audio")
+        col.prop(s, "partner_audio")
+        col.prop(s, "start_frame")
+        col.prop(s, "conversation")
+        if s.conversation:
+            col.prop(s, "character_b")
+        else:
+            col.prop(s, "partner_mode")
+            if s.partner_mode == "CHARACTER":
+                col.prop(s, "partner_object")
+            elif s.partner_mode == "CSV":
+                col.prop(s, "partner_csv")
+        row = col.row(align=True)
+        if wm.duet_running:
+            row.prop(wm, "duet_progress", text=wm.duet_status, slider=True)
+            row.operator("duet.cancel", text="", icon="CANCEL")
+        else:
+            row.scale_y = 1.4
+            row.operator("duet.generate", icon="PLAY")
+            if wm.duet_status:
+                col.label(text=wm.duet_status)
+
+
+class DUET_PT_voices_strips(_Base, bpy.types.Panel):
+    bl_label = "Voices from the Sequencer"
+    bl_parent_id = "DUET_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.duet
+        se = context.scene.sequence_editor
+        col = self.layout.column()
+        if se is None:
+            col.label(text="No Sequencer strips in this scene")
+            return
+        coll = scene.strips_collection_name(se)
+        col.prop_search(s, "self_strip", se, coll, text="Own voice")
+        col.prop_search(s, "partner_strip", se, coll, text="Partner voice")
+
+
+class DUET_PT_controls(_Base, bpy.types.Panel):
+    bl_label = "Controls"
+    bl_parent_id = "DUET_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.duet
+        col = self.layout.column()
+        for p in ("intensity_mouth", "intensity_brows", "intensity_eyes", "intensity_head", "smoothing"):
+            col.prop(s, p)
+        row = col.row(align=True)
+        row.prop(s, "reduce_keys")
+        sub = row.row()
+        sub.active = s.reduce_keys
+        sub.prop(s, "reduce_tolerance")
+        col.prop(s, "head_target")
+        if s.head_target != "NONE":
+            col.prop(s, "head_object")
+            if s.head_target == "BONE" and s.head_object is not None and s.head_object.type == "ARMATURE":
+                col.prop_search(s, "head_bone", s.head_object.pose, "bones")
+        col.prop(s, "output_mode")
+        col.prop(s, "add_sound_strips")
+        col.prop(s, "set_frame_range")
+
+
+class DUET_PT_mapping(_Base, bpy.types.Panel):
+    bl_label = "Name mapping"
+    bl_parent_id = "DUET_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        s = context.scene.duet
+        obj = s.character or context.active_object
+        col = self.layout.column()
+        col.prop(s, "mapping_preset")
+        row = col.row(align=True)
+        row.operator("duet.refresh_mapping", icon="FILE_REFRESH")
+        row.operator("duet.clear_mapping", text="", icon="X")
+        if obj is None or not hasattr(obj, "duet_map") or not len(obj.duet_map):
+            col.label(text="Automatic (press Match to edit)")
+            return
+        col.template_list("DUET_UL_mapping", "", obj, "duet_map", obj, "duet_map_index", rows=6)
+        missing = scene.unmapped_channels(obj)
+        if missing:
+            box = col.box()
+            box.label(text=f"{len(missing)} ARKit channels have no shape key:", icon="ERROR")
+            for ch in missing:
+                box.label(text=ch)
+
+
+class DUET_PT_io(_Base, bpy.types.Panel):
+    bl_label = "Import / Export"
+    bl_parent_id = "DUET_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        col = self.layout.column(align=True)
+        col.operator("duet.import_csv", icon="IMPORT")
+        col.operator("duet.export_csv", icon="EXPORT")
+        col.operator("duet.export_gltf", icon="EXPORT")
+        col.operator("duet.export_fbx", icon="EXPORT")
+
+
+def draw_preferences(prefs, context, layout):
+    col = layout.column()
+    col.prop(prefs, "runtime_python")
+    col.prop(prefs, "model_path")
+    row = col.row()
+    row.prop(prefs, "backend")
+    row.prop(prefs, "device")
+    col.prop(prefs, "wheels_dir")
+    row = col.row()
+    row.operator("duet.setup_runtime", icon="CONSOLE")
+    row.operator("duet.check_runtime", icon="CHECKMARK")
+    lines = runtime.info_lines(prefs.runtime_info)
+    if lines:
+        box = col.box()
+        for line in lines:
+            box.label(text=line)
+    if not bpy.app.online_access:
+        col.label(text="Online access is off: set-up installs from the wheels folder only", icon="INFO")
+
+
+def draw_status(self, context):
+    wm = context.window_manager
+    if getattr(wm, "duet_running", False):
+        self.layout.label(text=f"Duet: {wm.duet_status}", icon="SOUND")
+
+
+classes = (DUET_UL_mapping, DUET_PT_main, DUET_PT_voices_strips, DUET_PT_controls, DUET_PT_mapping,
+           DUET_PT_io)
+
+
+def register():
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.STATUSBAR_HT_header.append(draw_status)
+
+
+def unregister():
+    bpy.types.STATUSBAR_HT_header.remove(draw_status)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)
