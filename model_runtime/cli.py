@@ -34,6 +34,9 @@ def build_parser():
                    help="the partner's face: Live Link Face .csv or Duet .npz (omit: unknown)")
     p.add_argument("--fps", type=float, default=30.0, help="output frame rate, e.g. 24, 29.97, 60")
     p.add_argument("--out", required=True, help="result file: .npz or .csv (Live Link Face)")
+    p.add_argument("--liveliness", default="on", choices=["on", "off"],
+                   help="add seeded blinks, gaze shifts and idle head sway (default on)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the liveliness layer (same seed, same result)")
     _add_model_args(p)
     s = sub.add_parser("serve", help="JSONL server on stdin/stdout (the Blender add-on's channel)")
     _add_model_args(s)
@@ -66,7 +69,8 @@ def main(argv=None):
         return EXIT_INTERNAL
 
 
-def run_job(predictor, self_path, partner_path, motion_path, fps, out, progress=None, cancel=None):
+def run_job(predictor, self_path, partner_path, motion_path, fps, out, progress=None, cancel=None,
+            liveliness=True, seed=0):
     """One prediction, shared by `predict` and `serve`. Validates all inputs before any work and
     writes the result atomically (a temp file renamed), so a failed job leaves nothing behind."""
     from .audio import load_audio
@@ -85,7 +89,7 @@ def run_job(predictor, self_path, partner_path, motion_path, fps, out, progress=
     self_track = load_audio(self_path)
     partner_track = load_audio(partner_path) if partner_path else None
     motion = read_motion(motion_path) if motion_path else None
-    result = predictor.predict(self_track, partner_track, motion, fps, progress, cancel)
+    result = predictor.predict(self_track, partner_track, motion, fps, progress, cancel, liveliness, seed)
     del self_track, partner_track
     if cancel is not None and cancel():
         raise Cancelled("cancelled")
@@ -116,7 +120,8 @@ def load_predictor(args):
 
 def cmd_predict(args):
     predictor = load_predictor(args)
-    done = run_job(predictor, args.self_audio, args.partner, args.partner_motion, args.fps, args.out)
+    done = run_job(predictor, args.self_audio, args.partner, args.partner_motion, args.fps, args.out,
+                   liveliness=args.liveliness == "on", seed=args.seed)
     for note in done["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {done['out']}: {done['frames']} frames at {done['fps']:g} fps "

@@ -13,6 +13,7 @@ from .audio import SAMPLE_RATE, Track, pad_to_same_length, silent_track
 from .channels import NUM_ARKIT
 from .errors import Cancelled
 from .features import LogMel, MelConfig
+from .liveliness import add_liveliness, voice_activity
 from .timebase import frame_count, resample_curves
 
 
@@ -93,7 +94,8 @@ class Predictor:
         return out / np.maximum(wsum, 1e-8)
 
     def predict(self, self_track: Track, partner_track: Track = None, partner_motion=None,
-                fps=30.0, progress=None, cancel=None):
+                fps=30.0, progress=None, cancel=None, liveliness=True, seed=0):
+        """liveliness: add seeded blinks, gaze shifts and idle head sway (liveliness.py)."""
         cfg = self.cfg
         notes = list(self_track.notes)
         if partner_track is None:
@@ -125,6 +127,10 @@ class Predictor:
         if progress:
             progress("features", 1.0)
         internal = self.run_frames(self_in, partner_in, r, motion, known, n_frames, progress, cancel)
+        if liveliness:
+            spf = int(round(SAMPLE_RATE / cfg.fps))
+            speaking = voice_activity(self_track.samples, partner_track.samples, n_frames, spf)
+            internal = add_liveliness(internal, speaking, cfg.fps, seed)
         n_out = frame_count(duration, fps)
         weights = resample_curves(internal, cfg.fps, fps, n_out)
         np.clip(weights[:, :NUM_ARKIT], 0.0, 1.0, out=weights[:, :NUM_ARKIT])

@@ -128,7 +128,8 @@ class Server:
             if missing:
                 raise BadInput(None, f"predict needs {', '.join(missing)}", code="bad_request")
             done = run_job(self.predictor, req["self"], req.get("partner"), req.get("partner_motion"),
-                           float(req.get("fps") or 30.0), req["out"], progress, cancel)
+                           float(req.get("fps") or 30.0), req["out"], progress, cancel,
+                           liveliness=bool(req.get("liveliness", True)), seed=int(req.get("seed") or 0))
             self.channel.send(id=rid, event="done", **done)
         except (BadInput, NoModel, Cancelled) as exc:
             self.channel.send(id=rid, event="error", code=getattr(exc, "code", "bad_input"),
