@@ -18,13 +18,17 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.duet-setup-* && touch $@
 
 lint: setup
-	$(PY) -m ruff check model_runtime tests
+	$(PY) -m ruff check model_runtime tests addon ops ui scripts __init__.py
 
+# Runtime and add-on tests run as separate pytest processes: the PyPI bpy module keeps global
+# state, and the runtime tests must prove they never need bpy.
 test: setup lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests/runtime
+	$(PY) -m pytest -q tests/addon
 
 bench: setup
 	$(PY) -m model_runtime.bench
+	$(PY) scripts/bench_addon.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache out
