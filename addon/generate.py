@@ -147,7 +147,7 @@ def build_plan(context, settings=None):
                 raise UserError(f"Partner reference: file not found: {motion}")
         steps = [Predict(self_a, partner_a, motion, obj.name)]
         targets = [(obj.name, 0)]
-    plan = Plan(steps, fps, None, label=obj.name)
+    plan = Plan(steps, fps, None, label=obj.name, liveliness=s.liveliness, seed=s.seed)
     if partner is not None:
         end = max(scene.frame_end, start + 1)
         frames = np.arange(start, end + 1, dtype=np.float64)

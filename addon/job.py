@@ -44,6 +44,8 @@ class Plan:
     fps: float
     finish: object  # callable(list of "done" events) -> one-line message; writes the scene, all or nothing
     label: str = "Duet"
+    liveliness: bool = True  # the runtime's seeded blinks / gaze / head sway layer
+    seed: int = 0
     work_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="duet-"))
 
 
@@ -199,7 +201,8 @@ class Job:
         if isinstance(motion, int):
             motion = self.plan.steps[motion].result["out"]
         req = {"op": "predict", "id": step.id, "self": step.self_path, "partner": step.partner_path,
-               "partner_motion": motion, "fps": self.plan.fps,
+               "partner_motion": motion, "fps": self.plan.fps, "liveliness": self.plan.liveliness,
+               "seed": self.plan.seed,
                "out": os.path.join(self.plan.work_dir, f"step{self.step}.npz")}
         self.client.send(req)  # if the pipe is gone, the reader's exit event says why on a later tick
         self.state, self.stage, self._since = "predicting", "predicting", time.monotonic()

@@ -58,6 +58,11 @@ class DuetSettings(bpy.types.PropertyGroup):
     intensity_head: _intensity("Head")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=0.5, unit="TIME_ABSOLUTE",
                              description="Gaussian smoothing (seconds); 0: as predicted")
+    liveliness: BoolProperty(name="Blinks and gaze", default=True,
+                             description="Add seeded blinks, gaze shifts and idle head sway on top of the "
+                                         "network (random by nature: a network cannot predict them)")
+    seed: IntProperty(name="Seed", default=0, min=0, description="Another seed gives another take of "
+                                                                 "blinks and gaze; the same seed, the same take")
     reduce_keys: BoolProperty(name="Reduce keys", default=False,
                               description="Keep only the keys needed to stay within the tolerance")
     reduce_tolerance: FloatProperty(name="Tolerance", default=0.01, min=0.0001, max=0.2, precision=4)

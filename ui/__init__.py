@@ -81,6 +81,11 @@ class DUET_PT_controls(_Base, bpy.types.Panel):
         for p in ("intensity_mouth", "intensity_brows", "intensity_eyes", "intensity_head", "smoothing"):
             col.prop(s, p)
         row = col.row(align=True)
+        row.prop(s, "liveliness")
+        sub = row.row()
+        sub.active = s.liveliness
+        sub.prop(s, "seed")
+        row = col.row(align=True)
         row.prop(s, "reduce_keys")
         sub = row.row()
         sub.active = s.reduce_keys

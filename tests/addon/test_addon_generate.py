@@ -229,3 +229,23 @@ def test_timer_drives_the_job_and_the_status(setup):
     assert len(seen) > 1, "progress moved while the job ran"
     generate.stop_job()
     assert not bpy.app.timers.is_registered(generate._timer)
+
+
+def test_blinks_and_gaze_follow_the_panels_seed_and_switch(setup):
+    """The panel's liveliness switch and seed reach the runtime: the mouth stays the network's,
+    the eyes change with the seed and lose the procedural layer when it is off."""
+    s = bpy.context.scene.duet
+    results = {}
+    for label, on, seed in (("a", True, 1), ("b", True, 2), ("off", False, 1)):
+        s.liveliness, s.seed = on, seed
+        assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
+        job = _job()
+        assert job.state == "done", job.message
+        with np.load(job.plan.steps[0].result["out"]) as z:
+            names, w = [str(n) for n in z["names"]], z["weights"]
+        results[label] = w
+    mouth = [i for i, n in enumerate(names) if n.startswith(("jaw", "mouth"))]
+    eyes = [i for i, n in enumerate(names) if n.startswith("eye")]
+    for other in ("b", "off"):
+        np.testing.assert_array_equal(results["a"][:, mouth], results[other][:, mouth])
+        assert np.abs(results["a"][:, eyes] - results[other][:, eyes]).max() > 0.05
