@@ -22,9 +22,10 @@ lint: setup
 
 # Runtime and add-on tests run as separate pytest processes: the PyPI bpy module keeps global
 # state, and the runtime tests must prove they never need bpy.
-test: setup lint
+test: setup lint setup-train
 	$(PY) -m pytest -q tests/runtime
 	$(PY) -m pytest -q tests/addon
+	$(PY) -m pytest -q tests/train
 
 bench: setup
 	$(PY) -m model_runtime.bench
@@ -89,6 +90,7 @@ TRAIN_DEBS   := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt
 TRAIN_STAMP  := $(VENV)/.duet-train-$(shell cat requirements-train.txt 2>/dev/null | cksum | cut -d' ' -f1)
 TRAIN_CONVS ?= 400
 TEST_CONVS  ?= 40
+TRAIN_JOBS  ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: setup-train train-debs test-train train-data
 
@@ -112,5 +114,11 @@ test-train: setup-train
 
 train-data: setup-train
 	$(PY) -m model_runtime.train.voices
-	$(PY) -m model_runtime.train.conversation --split train --count $(TRAIN_CONVS)
-	$(PY) -m model_runtime.train.conversation --split test --count $(TEST_CONVS)
+	$(PY) -m model_runtime.train.conversation --split train --count $(TRAIN_CONVS) --jobs $(TRAIN_JOBS)
+	$(PY) -m model_runtime.train.conversation --split test --count $(TEST_CONVS) --jobs $(TRAIN_JOBS)
+
+# `make train`: the shipped model from nothing (data, training, ONNX export, evaluation, card).
+.PHONY: train
+train: train-data
+	$(PY) -m model_runtime.train.train --train-conversations $(TRAIN_CONVS) --test-conversations $(TEST_CONVS)
+# --- end of Training data (model_runtime/train) ---

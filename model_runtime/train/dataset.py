@@ -1,0 +1,135 @@
+"""Training windows for DualTalk from cached conversations.
+
+Each conversation gives two characters (A with B as partner, and B with A). A window is 8 s
+(200 frames at 25 fps) with:
+  self_mel (4T, 80), partner_mel (4T, 80)  log-mel of each microphone (model_runtime.features)
+  partner_motion (T, 55), motion_known (T, 1)  the partner's targets, sometimes unknown
+  target (T, 55), speaking (T,), partner_speaking (T,), valid (T,) (0 on padding)
+Training windows drop the partner's motion (whole window or a span) and sometimes the partner's
+audio, so one model also serves "partner face unknown" and "no partner track".
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..features import LogMel, MelConfig
+from .conversation import ConversationConfig, generate
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    frames: int = 200  # 8 s at 25 fps (DualTalk's training window)
+    mel_per_frame: int = 4  # 100 mel frames/s over 25 fps
+    drop_motion_prob: float = 0.3  # the whole window's partner face unknown
+    drop_motion_span_prob: float = 0.2  # a span of it unknown (a face that drops out mid-shot)
+    drop_partner_audio_prob: float = 0.1  # no partner track: silence
+    eval_hop_frames: int = 200
+    mel: MelConfig = field(default_factory=MelConfig)
+
+
+def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame):
+    """Log-mel frames of one window, identical to slicing the whole track's log-mel.
+
+    Computed from the window's samples plus two hops of left context (LogMel centres frame k
+    on sample k*hop and pads half a window), so long conversations never need a full-track mel."""
+    hop = logmel.cfg.hop_length
+    per = samples_per_frame // hop
+    ctx = 2 if f0 > 0 else 0
+    a = f0 * samples_per_frame - ctx * hop
+    b = (f0 + frames) * samples_per_frame + logmel.cfg.win_length
+    chunk = audio[a:b]
+    want = frames * per
+    mel = logmel(chunk)[ctx: ctx + want]
+    if len(mel) < want:  # past the end of the track: silence, as the runtime pads it
+        pad = np.full((want - len(mel), mel.shape[1]), np.log(logmel.cfg.floor), np.float32)
+        mel = np.concatenate([mel, pad])
+    return mel
+
+
+class ConversationWindows(torch.utils.data.Dataset):
+    """Windows over conversations [0, count) of `split` (generated and cached on first use).
+
+    train=True: random windows, roles and drops, deterministic from (seed, epoch, index);
+    call set_epoch each epoch. train=False: every window at eval_hop_frames, nothing dropped."""
+
+    def __init__(self, split, count, seed=0, conv_cfg: ConversationConfig = ConversationConfig(),
+                 win_cfg: WindowConfig = WindowConfig(), train=True, windows_per_conversation=4):
+        self.split, self.count, self.seed = split, count, seed
+        self.conv_cfg, self.cfg, self.train = conv_cfg, win_cfg, train
+        self.per_conv = windows_per_conversation
+        self.logmel = LogMel(win_cfg.mel)
+        self.spf = int(round(16000 / conv_cfg.animator.fps))
+        self.epoch = 0
+        self._recent = {}  # a few loaded conversations: windows of one conversation come in runs
+        self._index = None if train else self._eval_index()
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def _conv(self, i):
+        if i not in self._recent:
+            if len(self._recent) >= 4:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[i] = generate(self.split, i, self.seed, self.conv_cfg)
+        return self._recent[i]
+
+    def _eval_index(self):
+        out = []
+        for i in range(self.count):
+            T = self._conv(i).n_frames
+            starts = range(0, max(1, T - self.cfg.frames + 1), self.cfg.eval_hop_frames)
+            out += [(i, role, s) for role in (0, 1) for s in starts]
+        return out
+
+    def __len__(self):
+        return self.count * self.per_conv if self.train else len(self._index)
+
+    def __getitem__(self, k):
+        cfg = self.cfg
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, k])
+            i = k % self.count
+            c = self._conv(i)
+            role = int(rng.integers(2))
+            f0 = int(rng.integers(0, max(1, c.n_frames - cfg.frames + 1)))
+        else:
+            rng = None
+            i, role, f0 = self._index[k]
+            c = self._conv(i)
+        own, partner = (c.audio_a, c.audio_b) if role == 0 else (c.audio_b, c.audio_a)
+        tgt, ptgt = (c.targets_a, c.targets_b) if role == 0 else (c.targets_b, c.targets_a)
+        spk, pspk = (c.speaking_a, c.speaking_b) if role == 0 else (c.speaking_b, c.speaking_a)
+        T = cfg.frames
+        sl = slice(f0, f0 + T)
+        n = len(tgt[sl])
+        valid = np.zeros(T, np.float32)
+        valid[:n] = 1.0
+
+        def pad(x):
+            x = np.asarray(x[sl], np.float32)
+            return np.concatenate([x, np.repeat(x[-1:], T - n, 0)]) if n < T else x
+
+        known = np.ones((T, 1), np.float32)
+        partner_audio = partner
+        if rng is not None:
+            r = rng.random()
+            if r < cfg.drop_motion_prob:
+                known[:] = 0
+            elif r < cfg.drop_motion_prob + cfg.drop_motion_span_prob:
+                a = int(rng.integers(T))
+                known[a: a + int(rng.integers(T // 8, T // 2))] = 0
+            if rng.random() < cfg.drop_partner_audio_prob:
+                partner_audio = np.zeros_like(partner)
+        pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
+        return {
+            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf)),
+            "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf)),
+            "partner_motion": torch.from_numpy(pm),
+            "motion_known": torch.from_numpy(known),
+            "target": torch.from_numpy(pad(tgt)),
+            "speaking": torch.from_numpy(pad(spk[:, None].astype(np.float32))[:, 0]),
+            "partner_speaking": torch.from_numpy(pad(pspk[:, None].astype(np.float32))[:, 0]),
+            "valid": torch.from_numpy(valid),
+        }

@@ -1,0 +1,211 @@
+"""Honest evaluation of a trained model on held-out conversations, and the model card.
+
+The model is run exactly as it ships: its ONNX file through the runtime's windowed Predictor.
+Compared against (on the same test conversations, test voices never seen in training):
+  - speaker-only ablation: the same network given no partner audio and no partner face;
+  - energy baseline: jawOpen from the own track's loudness (gain fitted on training data), every
+    other channel at the training mean;
+  - the targets themselves (the procedural animator), for their own statistics.
+"""
+
+import time
+from collections import Counter
+
+import numpy as np
+
+from ..audio import Track
+from ..backends import OnnxBackend
+from ..inference import Predictor
+from ..motion_io import Motion
+from .conversation import generate
+from .metrics import JAW, evaluate, fit_sid_centres, mean_metrics
+
+ROLE_FPS = 25.0
+SAMPLES_PER_FRAME = 640
+
+COLUMNS = [  # (metric key, header, better)
+    ("fd_mouth_jaw_speak", "FD mouth+jaw (speaking)", "lower"),
+    ("fd_eyes_brows_all", "FD eyes+brows", "lower"),
+    ("fd_head_all", "FD head", "lower"),
+    ("mse_mouth_jaw_all", "MSE mouth+jaw", "lower"),
+    ("lipsync", "lip sync r(jawOpen)", "higher"),
+    ("sid_mouth_jaw_listen", "SID expr. (listening)", "higher"),
+    ("sid_head_listen", "SID head (listening)", "higher"),
+    ("rpcc_mouth_jaw", "rPCC mouth+jaw", "lower"),
+    ("rpcc_head", "rPCC head", "lower"),
+    ("leakage", "leakage", "lower"),
+    ("blink_rate", "blinks/min", "~26"),
+]
+
+
+def roles(conv):
+    """(own audio, partner audio, own targets, partner targets, own speaking, partner speaking)."""
+    yield conv.audio_a, conv.audio_b, conv.targets_a, conv.targets_b, conv.speaking_a, conv.speaking_b
+    yield conv.audio_b, conv.audio_a, conv.targets_b, conv.targets_a, conv.speaking_b, conv.speaking_a
+
+
+def _fit(pred, n):
+    return pred[:n] if len(pred) >= n else np.concatenate([pred, np.repeat(pred[-1:], n - len(pred), 0)])
+
+
+def run_model(predictor, own, partner, partner_targets, n, speaker_only=False, face_known=True, liveliness=True):
+    """The model as shipped (liveliness layer on unless asked), on one character of a conversation."""
+    motion = Motion(partner_targets, ROLE_FPS) if face_known and not speaker_only else None
+    res = predictor.predict(Track(own.copy(), "own"), None if speaker_only else Track(partner.copy(), "partner"),
+                            motion, ROLE_FPS, liveliness=liveliness)
+    return _fit(res.weights, n)
+
+
+def frame_energy(audio, n):
+    x = np.pad(audio, (0, max(0, n * SAMPLES_PER_FRAME - len(audio))))[:n * SAMPLES_PER_FRAME]
+    return np.sqrt((x.reshape(n, SAMPLES_PER_FRAME) ** 2).mean(1))
+
+
+class EnergyBaseline:
+    """jawOpen = gain * loudness / (the track's 95th percentile loudness); the rest at the mean."""
+
+    def __init__(self, train_convs):
+        e, j, frames = [], [], []
+        for conv in train_convs:
+            for own, _, tgt, _, _, _ in roles(conv):
+                en = frame_energy(own, len(tgt))
+                e.append(en / (np.percentile(en, 95) + 1e-8))
+                j.append(tgt[:, JAW])
+                frames.append(tgt)
+        e, j = np.concatenate(e), np.concatenate(j)
+        self.gain = float((e * j).sum() / (e * e).sum())
+        self.mean = np.concatenate(frames).mean(0)
+
+    def __call__(self, own, n):
+        en = frame_energy(own, n)
+        out = np.repeat(self.mean[None], n, 0)
+        out[:, JAW] = np.clip(self.gain * en / (np.percentile(en, 95) + 1e-8), 0, 1)
+        return out
+
+
+def evaluate_model(onnx_path, tcfg, log=print):
+    t0 = time.time()
+    predictor = Predictor(OnnxBackend(onnx_path, "cpu"))
+    test = [generate("test", i, tcfg.seed) for i in range(tcfg.test_conversations)]
+    baseline = EnergyBaseline([generate("train", i, tcfg.seed) for i in range(min(20, tcfg.train_conversations))])
+    listening_gt = np.concatenate([tgt[psp & ~sp] for c in test for _, _, tgt, _, sp, psp in roles(c)])
+    centres = fit_sid_centres(listening_gt, tcfg.seed)
+    rows = {k: [] for k in ("full", "full, network only (no liveliness layer)", "full, partner face unknown",
+                            "speaker-only ablation", "energy baseline", "targets (animator)")}
+    for c in test:
+        for own, partner, tgt, ptgt, sp, psp in roles(c):
+            n = len(tgt)
+            preds = {
+                "full": run_model(predictor, own, partner, ptgt, n),
+                "full, network only (no liveliness layer)": run_model(predictor, own, partner, ptgt, n,
+                                                                      liveliness=False),
+                "full, partner face unknown": run_model(predictor, own, partner, ptgt, n, face_known=False),
+                "speaker-only ablation": run_model(predictor, own, partner, ptgt, n, speaker_only=True),
+                "energy baseline": baseline(own, n),
+                "targets (animator)": tgt,
+            }
+            for name, p in preds.items():
+                rows[name].append(evaluate(p, tgt, ptgt, sp, psp, ROLE_FPS, centres))
+    log(f"evaluated {len(test)} test conversations in {time.time() - t0:.0f} s")
+    return {k: mean_metrics(v) for k, v in rows.items()}, test
+
+
+def checks(table):
+    full, abl, base = table["full"], table["speaker-only ablation"], table["energy baseline"]
+    out = []
+    for key, label, better in (("sid_mouth_jaw_listen", "listening SID (expression)", "higher"),
+                               ("leakage", "leakage", "lower"), ("rpcc_mouth_jaw", "rPCC (mouth+jaw)", "lower"),
+                               ("rpcc_head", "rPCC (head)", "lower")):
+        ok = full[key] > abl[key] if better == "higher" else full[key] < abl[key]
+        out.append((f"full vs speaker-only ablation, {label} ({better} is better)", full[key], abl[key], ok))
+    out.append(("full vs energy baseline, lip sync r(jawOpen) (higher is better)", full["lipsync"],
+                base["lipsync"], full["lipsync"] > base["lipsync"]))
+    return out
+
+
+def data_summary(tcfg):
+    voices, real, seconds = Counter(), set(), 0.0
+    for i in range(tcfg.train_conversations):
+        meta = generate("train", i, tcfg.seed).meta
+        seconds += meta["duration_s"]
+        for v, is_real in zip(meta["voices"], meta["real"]):
+            (real.add(v) if is_real else voices.update([v]))
+    test_voices = Counter()
+    for i in range(tcfg.test_conversations):
+        meta = generate("test", i, tcfg.seed).meta
+        test_voices.update(meta["voices"])
+    return {"hours": seconds / 3600, "tts_voices": sorted(voices), "real_speakers": len(real),
+            "test_voices": sorted(test_voices), "conversations": tcfg.train_conversations}
+
+
+def write_card(path, table, summary, train_info, tcfg, onnx_path):
+    import os
+
+    def fmt(v):
+        return "—" if v != v else f"{v + 0.0:.3f}".replace("-0.000", "0.000")
+
+    lines = ["# Duet model card — `duet_dualtalk`", "",
+             "**What it is:** a small DualTalk-style network (joint encoder, cross-modal temporal enhancer, "
+             "interaction module, expressive synthesis; log-mel audio encoders) trained from scratch **by this "
+             "project on synthetic conversations**. It is not the DualTalk paper's model or weights, and it has "
+             "never seen a real human conversation with ground-truth facial capture.", "",
+             f"- File: `{os.path.basename(onnx_path)}` ({os.path.getsize(onnx_path) / 1e6:.1f} MB), its torch "
+             "checkpoint beside it. Output: 52 ARKit weights + head yaw/pitch/roll (radians), 25 fps inside, "
+             "resampled to any fps.",
+             "- Reproduce: `make train` (one command; seeded, deterministic data).", "",
+             "## Training data", "",
+             f"- {summary['conversations']} two-person conversations, {summary['hours']:.2f} h of audio per track, "
+             "built by `model_runtime/train/conversation.py`: turns with pauses, overlaps and interruptions, "
+             "backchannels, crosstalk bleed between microphones, background noise, gain differences.",
+             f"- Voices: {summary['real_speakers']} real LibriSpeech speakers (CC-BY-4.0, phoneme timings from "
+             f"pocketsphinx alignment) and {len(summary['tts_voices'])} offline TTS voices "
+             f"({', '.join(summary['tts_voices'])}).",
+             f"- Held-out test voices (never in training): {', '.join(summary['test_voices'])}.",
+             "- Targets: `model_runtime/train/animator.py`, a procedural animator (visemes with coarticulation, "
+             "jaw from vowel openness, prosody-driven head and brows, blinks, listening nods/smiles/gaze). "
+             "The model learns this animator's style: it is the ceiling of what it can do.", "",
+             "## Training", "",
+             f"- {train_info.get('steps', '?')} steps ({train_info.get('epochs', '?')} epochs) in "
+             f"{train_info.get('minutes', '?')} min on {train_info.get('device', '?')}, stopped by "
+             f"{train_info.get('stop', '?')}; batch {tcfg.batch_size} × 8 s windows, AdamW lr {tcfg.lr}, "
+             "cosine schedule; loss = per-group MSE (mouth+jaw, eyes+brows, head) + velocity MSE (DualTalk).",
+             "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "
+             "model serves \"partner face unknown\" and \"no partner track\".", "",
+             f"## Scores on {tcfg.test_conversations} held-out test conversations (both characters each)", "",
+             "| model | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+             "|---|" + "---|" * len(COLUMNS),
+             "| better is | " + " | ".join(b for _, _, b in COLUMNS) + " |"]
+    for name, m in table.items():
+        lines.append(f"| {name} | " + " | ".join(fmt(m.get(k, float('nan'))) for k, _, _ in COLUMNS) + " |")
+    lines += ["", "Every model row runs the shipped ONNX file through the runtime (windows, cross-fade) with the "
+              "runtime's liveliness layer (seeded blinks, gaze shifts, idle head sway) on, as `predict` does by "
+              "default; the \"network only\" row switches that layer off. The speaker-only ablation is the same "
+              "network run without partner audio and partner face (it was trained with such drops), not a "
+              "separately trained model. FD and MSE compare against the animator's targets; SID uses k-means "
+              "centres fitted on the targets' listening frames.", "",
+              "## Required comparisons", ""]
+    for label, a, b, ok in checks(table):
+        lines.append(f"- {label}: {fmt(a)} vs {fmt(b)} — **{'met' if ok else 'NOT met'}**")
+    lines += ["", "## Known limits", "",
+              "- Trained only on synthetic conversations: read speech and TTS, not spontaneous talk; laughter, "
+              "emotion and non-English speech are outside what it has seen.",
+              "- Its listening behaviour is the procedural animator's (nods, smiles, blinks, gaze), learned "
+              "statistically; it will not invent behaviour the animator never made.",
+              "- Tongue, cheek puff and nose sneer are rarely driven by the targets and stay near rest.",
+              "- Eye gaze is expressed through the eyeLook* blendshapes only; no eye rotation channels.", ""]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines))
+
+
+def evaluate_and_write_card(onnx_path, tcfg, card_path, log=print):
+    import onnx
+
+    from ..model_file import parse_onnx_metadata
+
+    props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    info = parse_onnx_metadata(props, onnx_path)["info"]
+    table, _ = evaluate_model(onnx_path, tcfg, log)
+    write_card(card_path, table, data_summary(tcfg), info, tcfg, onnx_path)
+    for row in checks(table):
+        log(f"{'met' if row[3] else 'NOT met'}: {row[0]}: {row[1]:.3f} vs {row[2]:.3f}")
+    return table

@@ -1,0 +1,157 @@
+"""`make train`: synthetic conversations -> a trained DualTalk -> assets/ (ONNX + .pt + model card).
+
+    python -m model_runtime.train.train [--minutes 100] [--out assets]
+
+Reproducible from nothing: conversations are generated deterministically (seeded, cached),
+training is seeded, and the run ends at a fixed step count or the time budget, whichever comes
+first (the card records which). Uses a CUDA GPU when one is present.
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..channels import CHANNELS, index_of
+from ..config import DualTalkConfig
+from ..model_file import SHIPPED_MODEL, save_checkpoint
+from ..net import DualTalk
+from .dataset import ConversationWindows, WindowConfig
+from .metrics import GROUPS
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    train_conversations: int = 400  # = TRAIN_CONVS of `make train-data`
+    test_conversations: int = 40  # = TEST_CONVS
+    windows_per_conversation: int = 8  # random 8 s windows drawn per conversation per epoch
+    batch_size: int = 16
+    max_steps: int = 6000
+    max_minutes: float = 100.0  # wall-clock budget: converges on a 2-core CPU within two hours
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    final_lr_fraction: float = 0.05  # cosine decay down to this share of lr
+    grad_clip: float = 1.0
+    # DualTalk: regression per channel group + velocity. Head angles are radians (~0.1), so the
+    # head group is measured in units of head_scale_rad to weigh like the 0..1 blendshapes.
+    group_weights: dict = field(default_factory=lambda: {"mouth_jaw": 1.0, "eyes_brows": 1.0, "head": 1.0})
+    head_scale_rad: float = 0.15
+    velocity_weight: float = 1.0
+    loader_workers: int = 1
+    log_every: int = 50
+
+
+def loss_fn(pred, target, valid, tcfg, scale):
+    """Per-group masked MSE + velocity MSE. pred/target (B, T, 55), valid (B, T)."""
+    p, t = pred * scale, target * scale
+    m = valid[..., None]
+    denom = m.sum().clamp_min(1.0)
+    parts = {}
+    for g, idx in GROUPS.items():
+        err = ((p[..., idx] - t[..., idx]) ** 2 * m).sum() / (denom * len(idx))
+        parts[g] = err
+    vm = (valid[:, 1:] * valid[:, :-1])[..., None]
+    dv = (p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])
+    parts["velocity"] = (dv ** 2 * vm).sum() / (vm.sum().clamp_min(1.0) * p.shape[-1])
+    total = sum(tcfg.group_weights[g] * parts[g] for g in GROUPS) + tcfg.velocity_weight * parts["velocity"]
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def lr_at(step, tcfg, total_steps):
+    if step < tcfg.warmup_steps:
+        return tcfg.lr * (step + 1) / tcfg.warmup_steps
+    x = min(1.0, (step - tcfg.warmup_steps) / max(1, total_steps - tcfg.warmup_steps))
+    f = tcfg.final_lr_fraction
+    return tcfg.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * x)))
+
+
+def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
+    torch.manual_seed(tcfg.seed)
+    np.random.seed(tcfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - (tcfg.loader_workers if device == "cpu" else 0)))
+    data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed,
+                               win_cfg=WindowConfig(frames=mcfg.window_frames), train=True,
+                               windows_per_conversation=tcfg.windows_per_conversation)
+    model = DualTalk(mcfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    scale = torch.ones(len(CHANNELS), device=device)
+    scale[index_of(("headYaw", "headPitch", "headRoll"))] = 1.0 / tcfg.head_scale_rad
+    t0, step, epoch, stop_reason = time.time(), 0, 0, "max_steps"
+    history = []
+    while step < tcfg.max_steps:
+        data.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
+                                             num_workers=tcfg.loader_workers,
+                                             generator=torch.Generator().manual_seed(tcfg.seed + epoch))
+        for batch in loader:
+            b = {k: v.to(device) for k, v in batch.items()}
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, tcfg, tcfg.max_steps)
+            pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"])
+            loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            opt.step()
+            step += 1
+            if step % tcfg.log_every == 0 or step == 1:
+                minutes = (time.time() - t0) / 60
+                history.append({"step": step, "minutes": round(minutes, 2), "loss": float(loss), **parts})
+                log(f"step {step:5d}  {minutes:6.1f} min  loss {float(loss):.4f}  "
+                    + "  ".join(f"{k} {v:.4f}" for k, v in parts.items()))
+            if (time.time() - t0) / 60 >= tcfg.max_minutes:
+                stop_reason = "time budget"
+                break
+            if step >= tcfg.max_steps:
+                break
+        else:
+            epoch += 1
+            continue
+        break
+    minutes = (time.time() - t0) / 60
+    info = {"steps": step, "epochs": epoch, "minutes": round(minutes, 1), "stop": stop_reason,
+            "device": device, "train": asdict(tcfg), "history": history[-20:]}
+    save_checkpoint(out_pt, model.cpu().eval(), trained=True, info=info)
+    return info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(SHIPPED_MODEL.parent), help="folder for the model files and card")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: TrainConfig)")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--train-conversations", type=int, default=None)
+    ap.add_argument("--test-conversations", type=int, default=None)
+    ap.add_argument("--skip-train", action="store_true", help="evaluate and card an existing checkpoint")
+    args = ap.parse_args(argv)
+    tcfg, mcfg = TrainConfig(), DualTalkConfig()
+    for name in ("minutes", "steps", "train_conversations", "test_conversations"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(tcfg, {"minutes": "max_minutes", "steps": "max_steps"}.get(name, name), value)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / SHIPPED_MODEL.with_suffix(".pt").name
+    t0 = time.time()
+    if not args.skip_train:
+        info = train(tcfg, mcfg, pt)
+        print(json.dumps({k: v for k, v in info.items() if k != "history"}))
+    from ..export import export_onnx
+    from .report import evaluate_and_write_card
+
+    onnx = export_onnx(pt, pt.with_suffix(".onnx"))
+    evaluate_and_write_card(onnx, tcfg, out / "MODEL_CARD.md")
+    print(f"make train: done in {(time.time() - t0) / 60:.1f} min -> {onnx}")
+
+
+if __name__ == "__main__":
+    main()
