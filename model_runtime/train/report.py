@@ -3,8 +3,8 @@
 The model is run exactly as it ships: its ONNX file through the runtime's windowed Predictor.
 Compared against (on the same test conversations, test voices never seen in training):
   - speaker-only ablation: the same network given no partner audio and no partner face;
-  - energy baseline: jawOpen from the own track's loudness (gain fitted on training data), every
-    other channel at the training mean;
+  - energy baseline: jawOpen from the own track's loudness, every other channel at rest
+    (metrics.energy_baseline);
   - the targets themselves (the procedural animator), for their own statistics.
 """
 
@@ -18,10 +18,9 @@ from ..backends import OnnxBackend
 from ..inference import Predictor
 from ..motion_io import Motion
 from .conversation import generate
-from .metrics import JAW, evaluate, fit_sid_centres, mean_metrics
+from .metrics import energy_baseline, evaluate_conversations
 
 ROLE_FPS = 25.0
-SAMPLES_PER_FRAME = 640
 
 COLUMNS = [  # (metric key, header, better)
     ("fd_mouth_jaw_speak", "FD mouth+jaw (speaking)", "lower"),
@@ -38,76 +37,48 @@ COLUMNS = [  # (metric key, header, better)
 ]
 
 
-def roles(conv):
-    """(own audio, partner audio, own targets, partner targets, own speaking, partner speaking)."""
-    yield conv.audio_a, conv.audio_b, conv.targets_a, conv.targets_b, conv.speaking_a, conv.speaking_b
-    yield conv.audio_b, conv.audio_a, conv.targets_b, conv.targets_a, conv.speaking_b, conv.speaking_a
-
-
 def _fit(pred, n):
     return pred[:n] if len(pred) >= n else np.concatenate([pred, np.repeat(pred[-1:], n - len(pred), 0)])
 
 
-def run_model(predictor, own, partner, partner_targets, n, speaker_only=False, face_known=True, liveliness=True):
-    """The model as shipped (liveliness layer on unless asked), on one character of a conversation."""
-    motion = Motion(partner_targets, ROLE_FPS) if face_known and not speaker_only else None
-    res = predictor.predict(Track(own.copy(), "own"), None if speaker_only else Track(partner.copy(), "partner"),
-                            motion, ROLE_FPS, liveliness=liveliness)
-    return _fit(res.weights, n)
-
-
-def frame_energy(audio, n):
-    x = np.pad(audio, (0, max(0, n * SAMPLES_PER_FRAME - len(audio))))[:n * SAMPLES_PER_FRAME]
-    return np.sqrt((x.reshape(n, SAMPLES_PER_FRAME) ** 2).mean(1))
-
-
-class EnergyBaseline:
-    """jawOpen = gain * loudness / (the track's 95th percentile loudness); the rest at the mean."""
-
-    def __init__(self, train_convs):
-        e, j, frames = [], [], []
-        for conv in train_convs:
-            for own, _, tgt, _, _, _ in roles(conv):
-                en = frame_energy(own, len(tgt))
-                e.append(en / (np.percentile(en, 95) + 1e-8))
-                j.append(tgt[:, JAW])
-                frames.append(tgt)
-        e, j = np.concatenate(e), np.concatenate(j)
-        self.gain = float((e * j).sum() / (e * e).sum())
-        self.mean = np.concatenate(frames).mean(0)
-
-    def __call__(self, own, n):
-        en = frame_energy(own, n)
-        out = np.repeat(self.mean[None], n, 0)
-        out[:, JAW] = np.clip(self.gain * en / (np.percentile(en, 95) + 1e-8), 0, 1)
-        return out
+def shipped_predict(predictor, speaker_only=False, face_known=True, liveliness=True):
+    """predict(own, partner, partner_motion, n) running the model as shipped: the runtime's
+    windowed Predictor with its liveliness layer, unless switched off."""
+    def predict(own, partner, partner_targets, n):
+        motion = Motion(partner_targets, ROLE_FPS) if face_known and not speaker_only else None
+        res = predictor.predict(Track(own.copy(), "own"),
+                                None if speaker_only else Track(partner.copy(), "partner"),
+                                motion, ROLE_FPS, liveliness=liveliness)
+        return _fit(res.weights, n)
+    return predict
 
 
 def evaluate_model(onnx_path, tcfg, log=print):
     t0 = time.time()
     predictor = Predictor(OnnxBackend(onnx_path, "cpu"))
     test = [generate("test", i, tcfg.seed) for i in range(tcfg.test_conversations)]
-    baseline = EnergyBaseline([generate("train", i, tcfg.seed) for i in range(min(20, tcfg.train_conversations))])
-    listening_gt = np.concatenate([tgt[psp & ~sp] for c in test for _, _, tgt, _, sp, psp in roles(c)])
-    centres = fit_sid_centres(listening_gt, tcfg.seed)
-    rows = {k: [] for k in ("full", "full, network only (no liveliness layer)", "full, partner face unknown",
-                            "speaker-only ablation", "energy baseline", "targets (animator)")}
-    for c in test:
-        for own, partner, tgt, ptgt, sp, psp in roles(c):
-            n = len(tgt)
-            preds = {
-                "full": run_model(predictor, own, partner, ptgt, n),
-                "full, network only (no liveliness layer)": run_model(predictor, own, partner, ptgt, n,
-                                                                      liveliness=False),
-                "full, partner face unknown": run_model(predictor, own, partner, ptgt, n, face_known=False),
-                "speaker-only ablation": run_model(predictor, own, partner, ptgt, n, speaker_only=True),
-                "energy baseline": baseline(own, n),
-                "targets (animator)": tgt,
-            }
-            for name, p in preds.items():
-                rows[name].append(evaluate(p, tgt, ptgt, sp, psp, ROLE_FPS, centres))
+    variants = {
+        "full": shipped_predict(predictor),
+        "full, network only (no liveliness layer)": shipped_predict(predictor, liveliness=False),
+        "full, partner face unknown": shipped_predict(predictor, face_known=False),
+        "speaker-only ablation": shipped_predict(predictor, speaker_only=True),
+        "energy baseline": lambda own, partner, ptgt, n: energy_baseline(own, n, ROLE_FPS),
+        "targets (animator)": None,
+    }
+    table = {}
+    for name, predict in variants.items():
+        if predict is None:  # the targets scored against themselves: their own statistics
+            predict = _targets_of(test)
+        table[name] = evaluate_conversations(test, predict, tcfg.seed)
     log(f"evaluated {len(test)} test conversations in {time.time() - t0:.0f} s")
-    return {k: mean_metrics(v) for k, v in rows.items()}, test
+    return table, test
+
+
+def _targets_of(convs):
+    by_audio = {}
+    for c in convs:
+        by_audio[id(c.audio_a)], by_audio[id(c.audio_b)] = c.targets_a, c.targets_b
+    return lambda own, partner, ptgt, n: by_audio[id(own)]
 
 
 def checks(table):
