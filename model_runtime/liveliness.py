@@ -43,15 +43,24 @@ def voice_activity(self_samples, partner_samples, n_frames, samples_per_frame, c
     """(T,) bool: the character's own voice dominates its track at frame i (partner bleed is
     quieter than the partner's own microphone, hence the margin)."""
     def db(x):
-        x = np.pad(x, (0, max(0, n_frames * samples_per_frame - len(x))))[:n_frames * samples_per_frame]
-        rms = np.sqrt((x.reshape(n_frames, samples_per_frame).astype(np.float64) ** 2).mean(1))
-        return 20 * np.log10(rms + 1e-9)
+        return 20 * np.log10(frame_rms(x, n_frames, samples_per_frame) + 1e-9)
 
     own, other = db(self_samples), db(partner_samples)
     active = (own > cfg.vad_floor_db) & (own > other - cfg.vad_margin_db)
     # Fill syllable gaps shorter than ~0.3 s: speaking is a phrase-level state.
     frames_per_second = SAMPLE_RATE / samples_per_frame
     return _close_gaps(active, max(1, int(round(0.3 * frames_per_second))))
+
+
+def frame_rms(x, n_frames, samples_per_frame, chunk=4096):
+    """(n_frames,) RMS per frame, in chunks: an hour of audio is never copied or widened whole."""
+    out = np.zeros(n_frames, np.float64)
+    for a in range(0, n_frames, chunk):
+        b = min(n_frames, a + chunk)
+        seg = np.asarray(x[a * samples_per_frame:b * samples_per_frame], np.float64)
+        seg = np.pad(seg, (0, (b - a) * samples_per_frame - len(seg)))
+        out[a:b] = np.sqrt((seg.reshape(b - a, samples_per_frame) ** 2).mean(1))
+    return out
 
 
 def _close_gaps(mask, max_gap):
