@@ -105,8 +105,8 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
             step += 1
             if step % tcfg.log_every == 0 or step == 1:
                 minutes = (time.time() - t0) / 60
-                history.append({"step": step, "minutes": round(minutes, 2), "loss": float(loss), **parts})
-                log(f"step {step:5d}  {minutes:6.1f} min  loss {float(loss):.4f}  "
+                history.append({"step": step, "minutes": round(minutes, 2), "loss": loss.item(), **parts})
+                log(f"step {step:5d}  {minutes:6.1f} min  loss {loss.item():.4f}  "
                     + "  ".join(f"{k} {v:.4f}" for k, v in parts.items()))
             if (time.time() - t0) / 60 >= tcfg.max_minutes:
                 stop_reason = "time budget"
