@@ -125,14 +125,11 @@ def add_liveliness(weights, speaking, fps, seed=0, cfg=LivelinessConfig()):
 
     # Gaze: piecewise-constant offsets, stepping at saccade times (a saccade takes < 1 frame).
     gaze = np.zeros((n, 2), np.float32)  # (yaw to the character's left, pitch up), eyeLook* units
-    current = np.zeros(2, np.float32)
     rate = np.where(speaking, per_frame(cfg.gaze_rate_speak), per_frame(cfg.gaze_rate_listen))
-    shifts = set(_poisson_times(rng, rate, int(0.25 * fps)))
-    for t in range(n):
-        if t in shifts:
-            amp = cfg.gaze_amplitude_speak if speaking[t] else cfg.gaze_amplitude_listen
-            current = (rng.uniform(-amp, amp), rng.uniform(-amp, amp) * 0.6)
-        gaze[t] = current
+    shifts = _poisson_times(rng, rate, int(0.25 * fps))
+    for t, t_next in zip(shifts, shifts[1:] + [n]):
+        amp = cfg.gaze_amplitude_speak if speaking[t] else cfg.gaze_amplitude_listen
+        gaze[t:t_next] = (rng.uniform(-amp, amp), rng.uniform(-amp, amp) * 0.6)
     left, up = gaze[:, 0], gaze[:, 1]
     out[:, CH["eyeLookOutLeft"]] += np.clip(left, 0, None)
     out[:, CH["eyeLookInRight"]] += np.clip(left, 0, None)

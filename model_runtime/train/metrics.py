@@ -19,6 +19,7 @@ Groups (model_runtime.channels): "mouth_jaw" (DualTalk's expression + jaw), "eye
 import numpy as np
 
 from ..channels import EYES_BROWS, HEAD, MOUTH_JAW, index_of
+from ..liveliness import frame_rms
 
 GROUPS = {"mouth_jaw": index_of(MOUTH_JAW), "eyes_brows": index_of(EYES_BROWS), "head": index_of(HEAD)}
 SID_K = {"mouth_jaw": 40, "eyes_brows": 40, "head": 10, "jaw": 10}
@@ -178,10 +179,8 @@ def energy_baseline(audio, n_frames, fps=25.0, sr=16000, gain=0.6):
     Loudness is frame RMS in dB mapped from the track's 30th..98th percentile to 0..1; the
     track's bleed and noise leak straight into the mouth, which is what the model must beat."""
     out = np.zeros((n_frames, 55), np.float32)
-    spf = int(round(sr / fps))
-    x = np.asarray(audio, np.float32)
-    x = np.pad(x, (0, max(0, n_frames * spf - len(x))))[: n_frames * spf].reshape(n_frames, spf)
-    db = 10 * np.log10(np.mean(x.astype(np.float64) ** 2, axis=1) + 1e-10)
+    rms = frame_rms(np.asarray(audio, np.float32), n_frames, int(round(sr / fps)))
+    db = 10 * np.log10(rms ** 2 + 1e-10)
     lo, hi = np.percentile(db, 30), np.percentile(db, 98)
     out[:, JAW] = gain * np.clip((db - lo) / max(hi - lo, 1e-3), 0, 1)
     return out
