@@ -117,8 +117,12 @@ class AnimatorConfig:
     blink_dur: tuple = (0.12, 0.4)
     blink_refractory_s: float = 0.45
     # Smiles.
-    smile_rate_listen: float = 3.0  # per minute
-    smile_rate_speak: float = 1.2
+    # Listening smiles are mostly reactions (to the partner's phrase ends, echoing the partner's
+    # smile) rather than random: a listener's face answers the partner, which is what the
+    # partner inputs are for and what listening SID and rPCC measure.
+    smile_rate_listen: float = 1.0  # per minute, unprompted
+    smile_rate_speak: float = 2.5  # speakers smile too, and listeners echo it (mimic)
+    listen_smile_phrase_prob: float = 0.3  # a smile answering the partner's phrase end
     smile_backchannel_prob: float = 0.35
     smile_amp: tuple = (0.2, 0.6)
     # Gaze (eyeLook* weights).
@@ -142,8 +146,8 @@ class AnimatorConfig:
     # contagious; listeners mirror posture). This ties the listener's face to the partner's face,
     # which is what the partner-motion input is for and what rPCC measures.
     mimic_delay_s: tuple = (0.25, 0.7)
-    mimic_smile: tuple = (0.3, 0.6)
-    mimic_brow: tuple = (0.1, 0.3)
+    mimic_smile: tuple = (0.5, 0.9)
+    mimic_brow: tuple = (0.25, 0.5)
     mimic_head: tuple = (0.1, 0.25)
     # Per-character style: multipliers drawn once per character.
     style_range: tuple = (0.75, 1.3)
@@ -439,6 +443,9 @@ def animate(me: Person, partner: Person, n_frames, rng, cfg: AnimatorConfig = An
     smile_rate = np.where(speaking, cfg.smile_rate_speak, cfg.smile_rate_listen) * smiley
     smile_times = _poisson_times(rng, smile_rate, t, refractory=2.0)
     smile_times += [s for s, _e in me.backchannels if rng.random() < cfg.smile_backchannel_prob]
+    smile_times += [e + rng.uniform(0.1, 0.4) for e in phrase_ends
+                    if e < t[-1] and not speaking[min(int(e * cfg.rate), n - 1)]
+                    and rng.random() < cfg.listen_smile_phrase_prob]
     smile = np.zeros(n)
     for t0 in smile_times:
         smile = np.maximum(smile, rng.uniform(*cfg.smile_amp) * _pulse(

@@ -139,7 +139,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
              f"- {train_info.get('steps', '?')} steps ({train_info.get('epochs', '?')} epochs) in "
              f"{train_info.get('minutes', '?')} min on {train_info.get('device', '?')}, stopped by "
              f"{train_info.get('stop', '?')}; batch {tcfg.batch_size} × 8 s windows, AdamW lr {tcfg.lr}, "
-             "cosine schedule; loss = per-group MSE (mouth+jaw, eyes+brows, head) + velocity MSE (DualTalk).",
+             "cosine schedule; loss = per-group MSE (mouth+jaw, eyes+brows, head) + velocity MSE (DualTalk), "
+             f"with the expression groups' listening frames weighted {tcfg.listen_weight}×.",
              "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "
              "model serves \"partner face unknown\" and \"no partner track\".", "",
              f"## Scores on {tcfg.test_conversations} held-out test conversations (both characters each)", "",

@@ -44,20 +44,25 @@ class TrainConfig:
     # head group is measured in units of head_scale_rad to weigh like the 0..1 blendshapes.
     group_weights: dict = field(default_factory=lambda: {"mouth_jaw": 1.0, "eyes_brows": 1.0, "head": 1.0})
     head_scale_rad: float = 0.15
+    # Listening frames of the expression groups weigh this much more: they are small, rare
+    # movements next to speech, and plain MSE lets the model settle for a static listening face.
+    listen_weight: float = 3.0
     velocity_weight: float = 1.0
     loader_workers: int = 1
     log_every: int = 50
 
 
-def loss_fn(pred, target, valid, tcfg, scale):
-    """Per-group masked MSE + velocity MSE. pred/target (B, T, 55), valid (B, T)."""
+def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
+    """Per-group masked MSE + velocity MSE. pred/target (B, T, 55), valid and speaking (B, T);
+    the expression groups' listening frames (speaking == 0) weigh tcfg.listen_weight."""
     p, t = pred * scale, target * scale
     m = valid[..., None]
     denom = m.sum().clamp_min(1.0)
+    listen_m = m if speaking is None else m * (1 + (tcfg.listen_weight - 1) * (1 - speaking[..., None]))
     parts = {}
     for g, idx in GROUPS.items():
-        err = ((p[..., idx] - t[..., idx]) ** 2 * m).sum() / (denom * len(idx))
-        parts[g] = err
+        w = m if g == "head" else listen_m
+        parts[g] = ((p[..., idx] - t[..., idx]) ** 2 * w).sum() / (denom * len(idx))
     vm = (valid[:, 1:] * valid[:, :-1])[..., None]
     dv = (p[:, 1:] - p[:, :-1]) - (t[:, 1:] - t[:, :-1])
     parts["velocity"] = (dv ** 2 * vm).sum() / (vm.sum().clamp_min(1.0) * p.shape[-1])
@@ -97,7 +102,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tcfg, tcfg.max_steps)
             pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"])
-            loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale)
+            loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale, b["speaking"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
