@@ -134,7 +134,7 @@ def build_plan(context, settings=None):
             raise UserError("Conversation: the second character needs its voice (partner voice)")
         # Each uses the other's generated face as its partner reference: A alone, B given A, A given B.
         steps = [Predict(self_a, partner_a, None, f"{obj.name} (draft)"),
-                 Predict(partner_a, self_a, 0, obj_b.name),
+                 Predict(partner_a, self_a, 0, obj_b.name, seed_offset=1),
                  Predict(self_a, partner_a, 1, obj.name)]
         targets = [(obj.name, 2), (obj_b.name, 1)]
     else:

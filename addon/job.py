@@ -34,6 +34,7 @@ class Predict:
     partner_path: str = None
     partner_motion: object = None  # a path, or an int: the index of an earlier step whose result to use
     label: str = ""
+    seed_offset: int = 0  # a conversation's second character gets its own blinks and gaze
     id: int = 0
     result: dict = None
 
@@ -202,7 +203,7 @@ class Job:
             motion = self.plan.steps[motion].result["out"]
         req = {"op": "predict", "id": step.id, "self": step.self_path, "partner": step.partner_path,
                "partner_motion": motion, "fps": self.plan.fps, "liveliness": self.plan.liveliness,
-               "seed": self.plan.seed,
+               "seed": self.plan.seed + step.seed_offset,
                "out": os.path.join(self.plan.work_dir, f"step{self.step}.npz")}
         self.client.send(req)  # if the pipe is gone, the reader's exit event says why on a later tick
         self.state, self.stage, self._since = "predicting", "predicting", time.monotonic()

@@ -91,6 +91,8 @@ def test_conversation_mode_animates_both(setup, tmp_path):
     assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
     job = _job()
     assert [st.partner_motion for st in job.plan.steps] == [None, 0, 1]
+    # Each character blinks on its own: the same seed for both would make their blinks coincide.
+    assert [job.plan.seed + st.seed_offset for st in job.plan.steps] == [s.seed, s.seed + 1, s.seed]
     for ob in (obj_a, obj_b):
         tracks = ob.data.shape_keys.animation_data.nla_tracks
         assert len(tracks) == 1 and tracks[0].strips[0].action.name.startswith("Duet " + ob.name)

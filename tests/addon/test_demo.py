@@ -1,0 +1,152 @@
+"""`make demo`, shortened: the real extension and runtime animate two demo heads; every output is
+checked from the outside (re-imported, decoded by Blender's own FFmpeg, image sizes)."""
+
+import os
+import subprocess
+import sys
+
+import bpy
+import pytest
+from addon_helpers import REPO, ROOT_CONFTEST, runtime_python
+
+# The demo runs in the Python that carries bpy; `make test-compat`'s venvs have no plotting or scipy.
+pytest.importorskip("matplotlib")
+pytest.importorskip("scipy")
+
+SECONDS, PREVIEW_FPS, W, H = 4, 5, 160, 90
+FRAMES = SECONDS * 25           # the scene runs at 25 fps
+PREVIEW_FRAMES = SECONDS * PREVIEW_FPS
+NAMES = ("Alex", "Sam")
+
+
+def _run(*args, timeout=300):
+    env = dict(os.environ, DUET_RUNTIME_PYTHON=runtime_python())
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    if not (REPO / "assets" / "sample" / "a.wav").is_file():
+        pytest.fail("assets/sample is missing: the demo's default input")
+    out = tmp_path_factory.mktemp("demo")
+    r = _run("--seconds", SECONDS, "--preview-fps", PREVIEW_FPS, "--resolution", f"{W}x{H}", "--out-dir", out)
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    return out, r.stdout
+
+
+def _shape_key_curve(obj, key="jawOpen"):
+    """The F-curve animating `key` on obj's shape keys: in the active action or an NLA strip."""
+    from duet.addon.animdata import action_fcurves
+
+    ad = obj.data.shape_keys.animation_data
+    assert ad is not None, f"{obj.name}: no animation on its shape keys"
+    sources = [(ad.action, getattr(ad, "action_slot", None))] if ad.action else []
+    sources += [(s.action, getattr(s, "action_slot", None)) for t in ad.nla_tracks for s in t.strips]
+    for act, slot in sources:
+        for fc in action_fcurves(act, slot):
+            if fc.data_path == f'key_blocks["{key}"].value':
+                return fc
+    raise AssertionError(f"{obj.name}: no {key} curve")
+
+
+def test_demo_prints_steps_and_writes_everything(demo_out):
+    out, stdout = demo_out
+    for name in ("demo.blend", "demo.glb", "demo.fbx", "demo.mp4", "demo.png", "demo_curves.png",
+                 "audio/alex.wav", "audio/sam.wav"):
+        assert (out / name).stat().st_size > 1000, name
+    assert f"render: frame {PREVIEW_FRAMES}/{PREVIEW_FRAMES}" in stdout
+    assert "Timings:" in stdout and "total" in stdout
+    assert "demo.glb re-imported" in stdout and "demo.fbx re-imported" in stdout
+
+
+@pytest.mark.parametrize("ext", ["glb", "fbx"])
+def test_demo_exports_carry_both_heads_animation(duet, demo_out, ext):
+    out, _ = demo_out
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = 25, 1.0
+    if ext == "glb":
+        bpy.ops.import_scene.gltf(filepath=str(out / "demo.glb"))
+    else:
+        bpy.ops.import_scene.fbx(filepath=str(out / "demo.fbx"), anim_offset=0.0)
+    for name in NAMES:
+        obj = bpy.data.objects.get(name)
+        assert obj is not None and obj.data.shape_keys is not None, (name, [o.name for o in bpy.data.objects])
+        fc = _shape_key_curve(obj)
+        xs = [k.co[0] for k in fc.keyframe_points]
+        assert round(max(xs) - min(xs)) + 1 == FRAMES, (name, min(xs), max(xs))
+        ys = [k.co[1] for k in fc.keyframe_points]
+        assert max(ys) - min(ys) > 0.01, f"{name}'s jaw does not move"
+    # Alex speaks in the sample's first seconds: the mouth opens well
+    ys = [k.co[1] for k in _shape_key_curve(bpy.data.objects["Alex"]).keyframe_points]
+    assert max(ys) > 0.15
+
+
+def test_demo_blend_has_both_heads_and_voices(duet, demo_out):
+    out, _ = demo_out
+    bpy.ops.wm.open_mainfile(filepath=str(out / "demo.blend"))
+    scene = bpy.context.scene
+    assert (scene.frame_start, scene.frame_end) == (1, FRAMES)
+    for name in NAMES:
+        obj = bpy.data.objects[name]
+        _shape_key_curve(obj)
+        assert obj.animation_data is not None, f"{name}: no head motion"
+    if not bpy.app.build_options.audaspace:
+        return  # no sound strips without audio support (the PyPI bpy 4.2 module)
+    se = scene.sequence_editor
+    strips = se.strips if hasattr(se, "strips") else se.sequences
+    assert sorted(os.path.basename(s.sound.filepath) for s in strips if s.type == "SOUND") == ["alex.wav", "sam.wav"]
+
+
+def test_demo_video_has_the_frames(duet, demo_out):
+    out, _ = demo_out
+    clip = bpy.data.movieclips.load(str(out / "demo.mp4"))
+    assert clip.frame_duration == PREVIEW_FRAMES
+    assert tuple(clip.size) == (W, H)
+
+
+def test_demo_video_has_both_voices(duet, demo_out):
+    if not bpy.app.build_options.audaspace:
+        pytest.skip("this bpy build has no audio (the PyPI bpy 4.2 module): the preview is silent")
+    import aud
+    import numpy as np
+    import soundfile as sf
+
+    out, _ = demo_out
+    sound = aud.Sound(str(out / "demo.mp4"))
+    rate = sound.specs[0]
+    mix = sound.data().mean(axis=1)
+    assert abs(len(mix) / rate - SECONDS) < 0.1
+    # both voices are in the mix: it is explained by a + b, not by either alone
+    a, sr = sf.read(out / "audio" / "alex.wav")
+    b, _ = sf.read(out / "audio" / "sam.wav")
+    step = rate / sr
+    m = mix[(np.arange(min(len(a), int(len(mix) / step))) * step).astype(int)]
+    n = len(m)
+    coef, *_ = np.linalg.lstsq(np.stack([a[:n], b[:n]], 1), m, rcond=None)
+    assert coef.min() > 0.3, coef
+
+
+def test_demo_pictures_are_images_of_the_right_size(duet, demo_out):
+    out, _ = demo_out
+    pad, title = 8, round(H * 0.16)
+    sheet = bpy.data.images.load(str(out / "demo.png"))
+    assert tuple(sheet.size) == (3 * W + 4 * pad, 2 * (H + title) + 3 * pad)
+    curves = bpy.data.images.load(str(out / "demo_curves.png"))
+    assert tuple(curves.size) == (1400, 1000)
+
+
+def test_demo_bad_voice_is_one_line_and_exit_2(tmp_path):
+    import soundfile as sf
+
+    bad = tmp_path / "noise.wav"
+    bad.write_bytes(b"definitely not audio" * 50)
+    good = tmp_path / "b.wav"
+    sf.write(good, ROOT_CONFTEST.speechlike(2.0, seed=3), 16000)
+    r = _run("--self", bad, "--partner", good, "--out-dir", tmp_path / "out", timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "noise.wav" in err[0], r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out" / "demo.blend").exists()
