@@ -864,13 +864,6 @@ def run(argv):
 
 
 if __name__ == "__main__":
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
-    code = run(argv)
-    bpy = sys.modules.get("bpy")
-    if bpy is not None and bpy.app.version < (4, 3, 0) and not bpy.app.binary_path:
-        # The PyPI bpy 4.2 module segfaults at interpreter teardown once a PointerProperty with a
-        # poll callback was registered (see scripts/animate.py).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    import duet_load
+
+    duet_load.exit_script(run(duet_load.script_args()))

@@ -25,3 +25,20 @@ def enable():
     if mod is None:
         raise SystemExit("error: the Duet extension failed to enable")
     return mod
+
+
+def script_args():
+    """A script's own arguments: after `--` under `blender -b --python`, else all of them."""
+    return sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+
+
+def exit_script(code):
+    """Leave a headless script with `code`. The PyPI bpy 4.2 module segfaults at interpreter
+    teardown once a PointerProperty with a poll callback was registered; the work is saved by then,
+    so on that module leave without the teardown."""
+    bpy = sys.modules.get("bpy")
+    if bpy is not None and bpy.app.version < (4, 3, 0) and not bpy.app.binary_path:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
