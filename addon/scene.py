@@ -107,7 +107,7 @@ def set_frame_range(scene, start, end, tx):
     scene.frame_end = int(end)
 
 
-def _effective_curves(idb):
+def effective_curves(idb):
     """[(fcurves, frame_offset)] that drive `idb`: its active action, else its topmost unmuted NLA
     strips (strip scale and repeat are ignored)."""
     ad = idb.animation_data
@@ -137,7 +137,7 @@ def sample_shape_keys(obj, frames, preset="AUTO"):
     if key is None:
         return out, list(CHANNELS)
     by_path = {}
-    for fcs, offset in _effective_curves(key):
+    for fcs, offset in effective_curves(key):
         for fc in fcs:
             by_path.setdefault(fc.data_path, []).append((fc, offset))
     found = set()

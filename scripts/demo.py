@@ -325,33 +325,26 @@ def animate(args, heads, voices):
 # ---------------------------------------------------------------- read back, check
 
 def object_fcurves(idb):
-    """{(data_path, index): (fcurve, frame offset)} of what drives `idb`: its action and NLA strips."""
-    from duet.addon.animdata import action_fcurves
+    """{(data_path, index): (fcurve, frame offset)} of what drives `idb` (its action or NLA strips),
+    as the add-on itself reads it back (addon/scene.effective_curves)."""
+    from duet.addon.scene import effective_curves
 
-    ad = idb.animation_data
     out = {}
-    if ad is None:
-        return out
-    sources = [(ad.action, getattr(ad, "action_slot", None), 0.0)] if ad.action else []
-    for track in ad.nla_tracks:
-        if not track.mute:
-            sources += [(s.action, getattr(s, "action_slot", None), s.frame_start - s.action_frame_start)
-                        for s in track.strips if s.action is not None and not s.mute]
-    for act, slot, offset in sources:
-        for fc in action_fcurves(act, slot):
+    for fcs, offset in effective_curves(idb):
+        for fc in fcs:
             out.setdefault((fc.data_path, fc.array_index), (fc, offset))
     return out
 
 
 def read_curves(obj, frames):
-    """{channel or 'rot0..2': values at frames} from the F-curves on obj's shape keys and rotation."""
+    """{ARKit channel or 'rot0..2': values at frames}: the shape keys as the add-on samples them
+    (addon/scene.sample_shape_keys), plus the F-curves on the object's rotation."""
     import numpy as np
+    from duet.addon.scene import sample_shape_keys
+    from duet.model_runtime.channels import CHANNELS
 
-    res = {}
-    key = obj.data.shape_keys
-    for (path, _idx), (fc, off) in object_fcurves(key).items():
-        if path.startswith('key_blocks["') and path.endswith('"].value'):
-            res[path[len('key_blocks["'):-len('"].value')]] = np.array([fc.evaluate(f - off) for f in frames])
+    weights, missing = sample_shape_keys(obj, frames)
+    res = {ch: weights[:, i] for i, ch in enumerate(CHANNELS) if ch not in missing}
     for (path, idx), (fc, off) in object_fcurves(obj).items():
         if path == "rotation_euler":
             res[f"rot{idx}"] = np.array([fc.evaluate(f - off) for f in frames])
