@@ -96,8 +96,8 @@ class AnimatorConfig:
     rest_jaw: float = 0.015  # lips parted a hair at rest, not clamped shut
     # Head (radians); positive headPitch = chin down (a nod starts positive).
     speak_sway: tuple = (0.05, 0.04, 0.025)  # yaw, pitch, roll amplitude while speaking
-    listen_sway: tuple = (0.03, 0.02, 0.015)
-    sway_band_hz: tuple = (0.15, 1.2)
+    listen_sway: tuple = (0.012, 0.01, 0.006)  # a listener's own drift is small: it mostly mirrors
+    sway_band_hz: tuple = (0.1, 0.8)  # slow drift; the faster head accents are the beats below
     beat_amp: tuple = (0.02, 0.05)  # head beat on accented syllables
     beat_min_gap_s: float = 0.35
     nod_amp: tuple = (0.05, 0.12)
@@ -148,7 +148,12 @@ class AnimatorConfig:
     mimic_delay_s: tuple = (0.25, 0.7)
     mimic_smile: tuple = (0.5, 0.9)
     mimic_brow: tuple = (0.25, 0.5)
-    mimic_head: tuple = (0.1, 0.25)
+    # Head mirroring is posture (interactional synchrony): the partner's slow head drift, followed
+    # closely. Before it was weak, fast and late, so over a conversation a listener's head was
+    # uncorrelated with (or even opposed to) the partner's and head rPCC measured only chance.
+    mimic_head: tuple = (0.6, 0.9)
+    mimic_head_smooth_s: float = 0.4  # mirror the slow posture, not each jiggle
+    mimic_head_delay_s: tuple = (0.2, 0.45)
     # Per-character style: multipliers drawn once per character.
     style_range: tuple = (0.75, 1.3)
     articulation_range: tuple = (0.85, 1.15)  # how wide one person opens the mouth
@@ -505,13 +510,16 @@ def mimic(a, b, speaking_a, speaking_b, rng, cfg: AnimatorConfig = AnimatorConfi
     for me, other, speaking in ((a, b, speaking_a), (b, a, speaking_b)):
         me = me.copy()
         listen = gaussian_filter1d((~np.asarray(speaking, bool)).astype(np.float64), 0.3 * cfg.fps)
-        d = int(round(rng.uniform(*cfg.mimic_delay_s) * cfg.fps))
+        delays = {"smile": cfg.mimic_delay_s, "brow": cfg.mimic_delay_s, "head": cfg.mimic_head_delay_s}
         for key, gain_range in (("smile", cfg.mimic_smile), ("brow", cfg.mimic_brow), ("head", cfg.mimic_head)):
+            d = int(round(rng.uniform(*delays[key]) * cfg.fps))
             g = rng.uniform(*gain_range)
             idx = [CH[n] for n in _MIMIC[key]]
             src = other[:, idx].astype(np.float64)
             if key == "head":  # posture mirrors motion, not the partner's resting offset
                 src = src - gaussian_filter1d(src, 3 * cfg.fps, axis=0)
+                if cfg.mimic_head_smooth_s > 0:
+                    src = gaussian_filter1d(src, cfg.mimic_head_smooth_s * cfg.fps, axis=0)
             delayed = np.concatenate([np.repeat(src[:1], d, 0), src[: len(src) - d]]) if d else src
             me[:, idx] += g * listen[:, None] * delayed
         me[:, :52] = np.clip(me[:, :52], 0, 1)

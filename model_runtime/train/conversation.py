@@ -45,7 +45,7 @@ from .voices import (
 SPLITS = ("train", "val", "test")
 # Part of every cache key with the config: bump it when generation code changes (tables, logic)
 # so stale conversations are never reused.
-DATA_VERSION = 9
+DATA_VERSION = 10
 
 
 @dataclass(frozen=True)

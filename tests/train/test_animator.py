@@ -140,3 +140,22 @@ def test_listener_echoes_partner_smile_later_but_not_while_speaking():
     np.testing.assert_array_equal(b2, b)  # the partner (speaking all along) echoes nothing
     a3, _ = mimic(a, b, np.ones(T, bool), np.ones(T, bool), np.random.default_rng(0), cfg)
     assert a3[:, CH["mouthSmileLeft"]].max() < 0.01  # a speaker does not echo
+
+
+def test_listener_mirrors_partner_head_posture_closely():
+    """A listener follows the speaker's slow head drift (what head rPCC measures), not its jiggle."""
+    from model_runtime.train.animator import _band_noise, mimic
+
+    T, fps = 1500, 25.0
+    rng = np.random.default_rng(1)
+    a = np.zeros((T, 55), np.float32)
+    b = np.zeros((T, 55), np.float32)
+    for k in ("headYaw", "headPitch", "headRoll"):
+        b[:, CH[k]] = _band_noise(rng, T, fps, (0.1, 0.8), 0.05)
+    a2, _ = mimic(a, b, np.zeros(T, bool), np.ones(T, bool), np.random.default_rng(0))
+    for k in ("headYaw", "headPitch", "headRoll"):
+        x, y = a2[:, CH[k]], b[:, CH[k]]
+        assert np.corrcoef(x, y)[0, 1] > 0.4, k
+        assert x.std() > 0.3 * y.std(), k  # a visible echo, not a token one
+        # smoothed: relative to its size, the echo is calmer frame to frame than its source
+        assert np.abs(np.diff(x)).mean() / x.std() < 0.8 * np.abs(np.diff(y)).mean() / y.std(), k
