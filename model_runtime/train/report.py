@@ -169,7 +169,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
               "- Head motion while listening is mostly the animator's posture mirroring: the listener follows the "
               "partner's slow head drift 0.2–0.45 s later, so the targets' heads correlate with the partner's "
               "(Pearson ≈ 0.45 over a conversation). Real listeners mirror less, and less reliably.", ""]
-    if checks(table)[3][3]:
+    head_met = next(ok for label, _, _, ok in checks(table) if "rPCC (head)" in label)
+    if head_met:
         lines[-2] += (" With a partner face given, expect the model to follow it more closely than a person "
                       "would (lower the head intensity, or leave the partner face out, if that reads as copying).")
     else:
