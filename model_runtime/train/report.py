@@ -157,7 +157,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
               "separately trained model. FD and MSE compare against the animator's targets; SID uses k-means "
               "centres fitted on the targets' listening frames.", "",
               "## Required comparisons", ""]
-    for label, a, b, ok in checks(table):
+    comparisons = checks(table)
+    for label, a, b, ok in comparisons:
         lines.append(f"- {label}: {fmt(a)} vs {fmt(b)} — **{'met' if ok else 'NOT met'}**")
     lines += ["", "## Known limits", "",
               "- Trained only on synthetic conversations: read speech and TTS, not spontaneous talk; laughter, "
@@ -169,7 +170,7 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
               "- Head motion while listening is mostly the animator's posture mirroring: the listener follows the "
               "partner's slow head drift 0.2–0.45 s later, so the targets' heads correlate with the partner's "
               "(Pearson ≈ 0.45 over a conversation). Real listeners mirror less, and less reliably.", ""]
-    head_met = next(ok for label, _, _, ok in checks(table) if "rPCC (head)" in label)
+    head_met = next(ok for label, _, _, ok in comparisons if "rPCC (head)" in label)
     if head_met:
         lines[-2] += (" With a partner face given, expect the model to follow it more closely than a person "
                       "would (lower the head intensity, or leave the partner face out, if that reads as copying).")
