@@ -16,6 +16,11 @@ class DualTalkConfig:
     num_channels: int = NUM_CHANNELS  # 52 ARKit weights + head yaw/pitch/roll
     num_weights: int = NUM_ARKIT  # the first num_weights channels are sigmoid weights in [0, 1]
     max_head_angle: float = 0.6  # radians; head channels are tanh-bounded to +-this
+    # Head angles are radians of about +-0.05, twenty times smaller than blendshape weights: the
+    # network reads and writes them in this unit so the partner's head is not drowned out at
+    # its input and a unit of its output is a typical head movement. (v3 left them in radians
+    # and learned no head motion at all.) Inside the graph: the ONNX contract stays radians.
+    head_unit_rad: float = 0.05
 
     # Audio encoder ("joint encoder" front end). logmel: light conv encoder over log-mel frames;
     # wav2vec2: a wav2vec 2.0 model loaded from a local checkpoint (torch backend only).
@@ -28,6 +33,9 @@ class DualTalkConfig:
 
     width: int = 128  # per stream (paper: 256); 2*width after concatenation
     heads: int = 4
+    # Per attention head, how fast attention fades with distance in frames (see MultiHeadAttention):
+    # about 0.1 s, 0.6 s and 2.5 s of reach, and one head over the whole window.
+    time_slopes: tuple = (0.5, 0.125, 0.03125, 0.0)
     lstm_layers: int = 2  # temporal enhancer BiLSTM, width/2 per direction
     interaction_layers: int = 3  # transformer encoder layers (paper: 3)
     synthesis_layers: int = 1  # transformer decoder layers (paper: 1)
@@ -52,7 +60,8 @@ class DualTalkConfig:
     @classmethod
     def from_dict(cls, d):
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}  # JSON lists
+        return cls(**d)
 
     @classmethod
     def from_json(cls, text):

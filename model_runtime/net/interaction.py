@@ -11,7 +11,7 @@ class DualSpeakerInteraction(nn.Module):
         super().__init__()
         d = 2 * cfg.width
         self.position = ConvPosition(d, cfg.pos_kernel)
-        self.blocks = nn.ModuleList(EncoderBlock(d, cfg.heads, cfg.ff_mult, cfg.dropout)
+        self.blocks = nn.ModuleList(EncoderBlock(d, cfg.heads, cfg.time_slopes, cfg.ff_mult, cfg.dropout)
                                     for _ in range(cfg.interaction_layers))
         self.norm = nn.LayerNorm(d)
 

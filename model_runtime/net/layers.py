@@ -11,22 +11,36 @@ from torch import nn
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, dim, heads, kv_dim=None, dropout=0.0):
+    """Attention between two streams of the same frames, with a time-distance bias per head.
+
+    Content alone cannot tell frame t from frame t+50 (the keys carry no position), so without
+    the bias a nod of the partner's at one moment reaches every frame alike and the timing of
+    listening behaviour is lost. Each head subtracts slope * |t - s| (frames) from its logits
+    (ALiBi, non-causal): steep heads look at the moment, a zero slope looks at the whole window.
+    Relative, so windows cut anywhere in a conversation see the same network."""
+
+    def __init__(self, dim, heads, time_slopes, kv_dim=None, dropout=0.0):
         super().__init__()
-        assert dim % heads == 0
+        assert dim % heads == 0 and len(time_slopes) == heads
         self.heads, self.head_dim = heads, dim // heads
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(kv_dim or dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
+        self.register_buffer("time_slopes", torch.tensor(time_slopes, dtype=torch.float32).reshape(heads, 1, 1),
+                             persistent=False)
 
     def forward(self, x, context=None):
-        # x (B, T, D), context (B, S, Dk) -> (B, T, D); non-causal, no padding masks (full windows)
+        # x (B, T, D), context (B, T, Dk) frame-aligned with x -> (B, T, D); non-causal, no
+        # padding masks (full windows)
         context = x if context is None else context
-        b, t, s = x.shape[0], x.shape[1], context.shape[1]
+        b, t = x.shape[0], x.shape[1]
         q = self.q(x).reshape(b, t, self.heads, self.head_dim).transpose(1, 2)
-        k, v = self.kv(context).reshape(b, s, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.head_dim), dim=-1)
+        k, v = self.kv(context).reshape(b, t, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        frame = torch.cumsum(torch.ones_like(x[0, :, 0]), 0)  # (T,): 1..T, dynamic in the ONNX graph
+        distance = (frame[:, None] - frame[None, :]).abs()  # (T, T)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim) - self.time_slopes * distance
+        att = torch.softmax(logits, dim=-1)  # (B, H, T, T)
         y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, self.heads * self.head_dim)
         return self.out(y)
 
@@ -40,10 +54,10 @@ class FeedForward(nn.Sequential):
 class EncoderBlock(nn.Module):
     """Pre-norm transformer encoder layer."""
 
-    def __init__(self, dim, heads, ff_mult, dropout):
+    def __init__(self, dim, heads, time_slopes, ff_mult, dropout):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = MultiHeadAttention(dim, heads, dropout=dropout)
+        self.attn = MultiHeadAttention(dim, heads, time_slopes, dropout=dropout)
         self.ff = FeedForward(dim, ff_mult, dropout)
         self.drop = nn.Dropout(dropout)
 
@@ -55,11 +69,11 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """Pre-norm transformer decoder layer: self-attention, cross-attention to memory, FF."""
 
-    def __init__(self, dim, heads, ff_mult, dropout):
+    def __init__(self, dim, heads, time_slopes, ff_mult, dropout):
         super().__init__()
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.self_attn = MultiHeadAttention(dim, heads, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(dim, heads, dropout=dropout)
+        self.self_attn = MultiHeadAttention(dim, heads, time_slopes, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(dim, heads, time_slopes, dropout=dropout)
         self.ff = FeedForward(dim, ff_mult, dropout)
         self.drop = nn.Dropout(dropout)
 

@@ -14,13 +14,14 @@ class ExpressiveSynthesis(nn.Module):
         # voice while the memory carries listening and turn-taking.
         self.query = nn.Linear(cfg.width, d)
         self.position = ConvPosition(d, cfg.pos_kernel)
-        self.blocks = nn.ModuleList(DecoderBlock(d, cfg.heads, cfg.ff_mult, cfg.dropout)
+        self.blocks = nn.ModuleList(DecoderBlock(d, cfg.heads, cfg.time_slopes, cfg.ff_mult, cfg.dropout)
                                     for _ in range(cfg.synthesis_layers))
         self.norm = nn.LayerNorm(d)
         self.modulation = nn.Linear(d, d)
         self.alpha = cfg.modulation_alpha
         self.head = nn.Linear(d, cfg.num_channels)
         self.num_weights, self.max_angle = cfg.num_weights, cfg.max_head_angle
+        self.head_unit = cfg.head_unit_rad  # one unit of the linear head's output = this many radians
 
     def forward(self, own_audio, context):
         # (B, T, W), (B, T, 2W) -> (B, T, 55): weights in [0, 1], head angles in radians
@@ -31,5 +32,5 @@ class ExpressiveSynthesis(nn.Module):
         x = x + self.alpha * torch.sigmoid(self.modulation(x))  # adaptive modulation (paper)
         y = self.head(x)
         weights = torch.sigmoid(y[..., :self.num_weights])
-        head = torch.tanh(y[..., self.num_weights:]) * self.max_angle
+        head = torch.tanh(y[..., self.num_weights:] * (self.head_unit / self.max_angle)) * self.max_angle
         return torch.cat([weights, head], dim=-1)

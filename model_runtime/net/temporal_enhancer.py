@@ -10,7 +10,7 @@ class CrossModalTemporalEnhancer(nn.Module):
         super().__init__()
         w = cfg.width
         self.norm_q, self.norm_kv = nn.LayerNorm(w), nn.LayerNorm(w)
-        self.cross_attn = MultiHeadAttention(w, cfg.heads, dropout=cfg.dropout)
+        self.cross_attn = MultiHeadAttention(w, cfg.heads, cfg.time_slopes, dropout=cfg.dropout)
         self.lstm = nn.LSTM(w, w // 2, num_layers=cfg.lstm_layers, batch_first=True,
                             bidirectional=True)
         self.norm_out = nn.LayerNorm(w)

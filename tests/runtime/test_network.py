@@ -95,3 +95,46 @@ def test_partner_motion_unknown_is_its_own_mode(backends):
     unknown = pred.run_frames(self_in, partner_in, r, np.zeros_like(motion), np.zeros((n, 1), np.float32), n)
     still = pred.run_frames(self_in, partner_in, r, np.zeros_like(motion), np.ones((n, 1), np.float32), n)
     assert np.abs(unknown - still).max() > 1e-3  # "unknown" is not a still face
+
+
+def test_attention_knows_when_things_happen():
+    """A change in the attended stream at frame 100 moves a steep head's output near frame 100,
+    not 60 frames away; a zero-slope head reaches the whole window alike. Without the time bias
+    both would be flat: content alone cannot place a partner's nod in time."""
+    import torch
+
+    from model_runtime.net.layers import MultiHeadAttention
+
+    torch.manual_seed(0)
+    x, context = torch.randn(1, 200, 16), torch.randn(1, 200, 16)
+    bumped = context.clone()
+    bumped[0, 100] += 5.0
+    reach = {}
+    for slope in (0.5, 0.0):
+        attn = MultiHeadAttention(16, 1, (slope,)).eval()
+        with torch.no_grad():
+            change = (attn(x, bumped) - attn(x, context)).norm(dim=-1)[0]
+        reach[slope] = (float(change[98:103].mean()), float(change[150:].mean()))
+    near, far = reach[0.5]
+    assert near > 50 * far, reach
+    near, far = reach[0.0]
+    assert near < 5 * far, reach
+
+
+def test_head_channels_are_radians_at_the_graph_edges():
+    """The network works in head units inside; what goes in and comes out stays radians."""
+    import torch
+
+    from model_runtime.config import DualTalkConfig
+    from model_runtime.net.synthesis import ExpressiveSynthesis
+
+    cfg = DualTalkConfig()
+    synth = ExpressiveSynthesis(cfg).eval()
+    with torch.no_grad():
+        synth.head.weight.zero_()
+        synth.head.bias.zero_()
+        synth.head.bias[cfg.num_weights:] = 1.0  # one head unit before the bound
+        out = synth(torch.randn(1, 10, cfg.width), torch.randn(1, 10, 2 * cfg.width))
+    head = out[0, :, cfg.num_weights:]
+    expected = cfg.max_head_angle * np.tanh(cfg.head_unit_rad / cfg.max_head_angle)
+    assert torch.allclose(head, torch.full_like(head, expected), atol=1e-6)
