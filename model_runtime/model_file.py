@@ -55,6 +55,9 @@ def load_checkpoint(path):
     ckpt = torch.load(os.fspath(path), map_location="cpu", weights_only=False)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise NoModel(f"{path}: not a Duet model checkpoint")
+    if "time_slopes" not in ckpt["config"]:  # same weights' names, different network: refuse, not guess
+        raise NoModel(f"{path}: a checkpoint from before time-aware attention (Duet model v3 or older) "
+                      "does not run in this network; use its .onnx export, or retrain with `make train`")
     cfg = DualTalkConfig.from_dict(ckpt["config"])
     model = DualTalk(cfg)
     model.load_state_dict(ckpt["state_dict"])

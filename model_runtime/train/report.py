@@ -182,9 +182,7 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
             f"listening head is nearly still (SID head {fmt(net_only.get('sid_head_listen', float('nan')))} vs "
             f"the targets' {fmt(targets['sid_head_listen'])} bits) and it does not follow the partner's head "
             f"(rPCC head {fmt(full['rpcc_head'])}, no better than without partner inputs). The head the artist "
-            "sees is mostly the runtime's idle sway and the network's small speaking motion. A likely cause: "
-            "head channels are radians, about twenty times smaller than blendshape weights at the network's "
-            "input and output; normalising them inside the network is the next step.", ""]
+            "sees is mostly the runtime's idle sway and the network's small speaking motion.", ""]
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
 

@@ -138,3 +138,19 @@ def test_head_channels_are_radians_at_the_graph_edges():
     head = out[0, :, cfg.num_weights:]
     expected = cfg.max_head_angle * np.tanh(cfg.head_unit_rad / cfg.max_head_angle)
     assert torch.allclose(head, torch.full_like(head, expected), atol=1e-6)
+
+
+def test_a_checkpoint_from_before_time_aware_attention_is_refused(random_model, tmp_path):
+    """Its weights have the same names and would load silently into a different network."""
+    import torch
+
+    from model_runtime.errors import NoModel
+    from model_runtime.model_file import load_checkpoint
+
+    ckpt = torch.load(random_model.with_suffix(".pt"), weights_only=False)
+    load_checkpoint(random_model.with_suffix(".pt"))  # today's loads
+    del ckpt["config"]["time_slopes"], ckpt["config"]["head_unit_rad"]
+    old = tmp_path / "v3.pt"
+    torch.save(ckpt, old)
+    with pytest.raises(NoModel, match=r"v3\.pt: a checkpoint from before time-aware attention"):
+        load_checkpoint(old)
