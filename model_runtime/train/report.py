@@ -119,7 +119,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
              "**What it is:** a small DualTalk-style network (joint encoder, cross-modal temporal enhancer, "
              "interaction module, expressive synthesis; attention with a time-distance bias; log-mel audio "
              "encoders) trained from scratch **by this project on synthetic conversations**. It is not the "
-             "DualTalk paper's model or weights, and it has never seen a real human conversation with ground-truth facial capture.", "",
+             "DualTalk paper's model or weights, and it has never seen a real human conversation with "
+             "ground-truth facial capture.", "",
              f"- File: `{os.path.basename(onnx_path)}` ({os.path.getsize(onnx_path) / 1e6:.1f} MB), its torch "
              "checkpoint beside it. Output: 52 ARKit weights + head yaw/pitch/roll (radians), 25 fps inside, "
              "resampled to any fps.",
