@@ -19,19 +19,19 @@ class MultiHeadAttention(nn.Module):
     (ALiBi, non-causal): steep heads look at the moment, a zero slope looks at the whole window.
     Relative, so windows cut anywhere in a conversation see the same network."""
 
-    def __init__(self, dim, heads, time_slopes, kv_dim=None, dropout=0.0):
+    def __init__(self, dim, heads, time_slopes, dropout=0.0):
         super().__init__()
         assert dim % heads == 0 and len(time_slopes) == heads
         self.heads, self.head_dim = heads, dim // heads
         self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(kv_dim or dim, 2 * dim)
+        self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
         self.drop = nn.Dropout(dropout)
         self.register_buffer("time_slopes", torch.tensor(time_slopes, dtype=torch.float32).reshape(heads, 1, 1),
                              persistent=False)
 
     def forward(self, x, context=None):
-        # x (B, T, D), context (B, T, Dk) frame-aligned with x -> (B, T, D); non-causal, no
+        # x (B, T, D), context (B, T, D) frame-aligned with x -> (B, T, D); non-causal, no
         # padding masks (full windows)
         context = x if context is None else context
         b, t = x.shape[0], x.shape[1]
