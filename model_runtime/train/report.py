@@ -168,24 +168,27 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
               "statistically; it will not invent behaviour the animator never made.",
               "- Tongue, cheek puff and nose sneer are rarely driven by the targets and stay near rest.",
               "- Eye gaze is expressed through the eyeLook* blendshapes only; no eye rotation channels.",
-              "- Head motion while listening is mostly the animator's posture mirroring: the listener follows the "
-              "partner's slow head drift 0.2–0.45 s later, so the targets' heads correlate with the partner's "
-              "(Pearson ≈ 0.45 over a conversation). Real listeners mirror less, and less reliably.", ""]
-    head_met = next(ok for label, _, _, ok in comparisons if "rPCC (head)" in label)
-    if head_met:
-        lines[-2] += (" With a partner face given, expect the model to follow it more closely than a person "
-                      "would (lower the head intensity, or leave the partner face out, if that reads as copying).")
-    else:
-        full, net_only, targets = table["full"], table.get("full, network only (no liveliness layer)", {}), \
-            table["targets (animator)"]
-        lines[-1:] = [
-            "- The network has not learned the targets' head motion: without the liveliness layer its "
-            f"listening head is nearly still (SID head {fmt(net_only.get('sid_head_listen', float('nan')))} vs "
-            f"the targets' {fmt(targets['sid_head_listen'])} bits) and it does not follow the partner's head "
-            f"(rPCC head {fmt(full['rpcc_head'])}, no better than without partner inputs). The head the artist "
-            "sees is mostly the runtime's idle sway and the network's small speaking motion.", ""]
+              *_head_notes(table, comparisons, fmt), ""]
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
+
+
+def _head_notes(table, comparisons, fmt):
+    """The card's lines on head motion: what the targets do, and whether the network learned it."""
+    mirroring = ("- Head motion while listening is mostly the animator's posture mirroring: the listener follows "
+                 "the partner's slow head drift 0.2–0.45 s later, so the targets' heads correlate with the "
+                 "partner's (Pearson ≈ 0.45 over a conversation). Real listeners mirror less, and less reliably.")
+    if next(ok for label, _, _, ok in comparisons if "rPCC (head)" in label):
+        return [mirroring + " With a partner face given, expect the model to follow it more closely than a "
+                "person would (lower the head intensity, or leave the partner face out, if that reads as copying)."]
+    net_only = table.get("full, network only (no liveliness layer)", {})
+    return [mirroring,
+            "- The network has not learned the targets' head motion: without the liveliness layer its "
+            f"listening head is nearly still (SID head {fmt(net_only.get('sid_head_listen', float('nan')))} vs "
+            f"the targets' {fmt(table['targets (animator)']['sid_head_listen'])} bits) and it does not follow "
+            f"the partner's head (rPCC head {fmt(table['full']['rpcc_head'])}, no better than without partner "
+            "inputs). The head the artist sees is mostly the runtime's idle sway and the network's small "
+            "speaking motion."]
 
 
 def evaluate_and_write_card(onnx_path, tcfg, card_path, log=print):
