@@ -18,11 +18,13 @@ $(STAMP): requirements.txt
 	@rm -f $(VENV)/.duet-setup-* && touch $@
 
 lint: setup
-	$(PY) -m ruff check model_runtime tests addon ops ui scripts __init__.py
+	$(PY) -m ruff check model_runtime training tests addon ops ui scripts __init__.py
 
 # Runtime and add-on tests run as separate pytest processes: the PyPI bpy module keeps global
-# state, and the runtime tests must prove they never need bpy.
-test: setup lint setup-train
+# state, and the runtime tests must prove they never need bpy. Needs nothing but Python 3.11
+# (any OS): the training tests that need the TTS engines skip, saying so in one line, where
+# `make setup-train` has not installed them.
+test: setup lint setup-train-py
 	$(PY) -m pytest -q tests/runtime
 	$(PY) -m pytest -q tests/addon
 	$(PY) -m pytest -q tests/train
@@ -38,7 +40,7 @@ clean:
 # Add-on tests run in their own pytest invocation (the PyPI bpy module keeps global state;
 # the runtime tests never import bpy). `make test-addon` is what `make test` should call.
 ADDON_SRC     := addon ops ui tests/addon scripts __init__.py
-# Blender's own extension CLI: a plain-Python script inside the bpy wheel (facts.md).
+# Blender's own extension CLI: a plain-Python script that ships inside the PyPI bpy wheel.
 BLENDER_EXT    = $(shell $(PY) -c "import bpy, os; print(os.path.join(bpy.utils.system_resource('SCRIPTS'), 'addons_core', 'bl_pkg', 'cli', 'blender_ext.py'))" 2>/dev/null)
 COMPAT_BPY    ?= 4.2 5.0
 COMPAT_PY     ?= python3.11
@@ -82,9 +84,9 @@ bench-addon: setup
 	$(PY) scripts/bench_addon.py $(if $(MODEL),--model "$(MODEL)")
 # --- end of Blender extension (addon) ---
 
-# --- Training data (model_runtime/train) ---
-# `make setup-train` installs the offline TTS engines (Debian packages, only those missing) and
-# requirements-train.txt into .venv; `make test-train` runs tests/train; `make train-data`
+# --- Training (training/) ---
+# `make setup-train` installs the offline TTS engines (Debian packages, only those missing; needs
+# root or sudo) and requirements-train.txt into .venv; `make setup-train-py` only the latter (pip); `make test-train` runs tests/train; `make train-data`
 # aligns the shared LibriSpeech speech and fills .cache/duet-train with conversations.
 TRAIN_DEBS   := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng libespeak-ng1 sox
 TRAIN_STAMP  := $(VENV)/.duet-train-$(shell cat requirements-train.txt 2>/dev/null | cksum | cut -d' ' -f1)
@@ -92,9 +94,11 @@ TRAIN_CONVS ?= 400
 TEST_CONVS  ?= 40
 TRAIN_JOBS  ?= $(shell nproc 2>/dev/null || echo 1)
 
-.PHONY: setup-train train-debs test-train train-data
+.PHONY: setup-train setup-train-py train-debs test-train train-data
 
-setup-train: setup train-debs $(TRAIN_STAMP)
+setup-train: setup train-debs setup-train-py
+
+setup-train-py: setup $(TRAIN_STAMP)
 
 train-debs:
 	@missing=$$(for p in $(TRAIN_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -109,19 +113,19 @@ $(TRAIN_STAMP): requirements-train.txt
 	@rm -f $(VENV)/.duet-train-* && touch $@
 
 test-train: setup-train
-	$(PY) -m ruff check model_runtime/train tests/train
+	$(PY) -m ruff check training tests/train
 	$(PY) -m pytest -q tests/train
 
 train-data: setup-train
-	$(PY) -m model_runtime.train.voices
-	$(PY) -m model_runtime.train.conversation --split train --count $(TRAIN_CONVS) --jobs $(TRAIN_JOBS)
-	$(PY) -m model_runtime.train.conversation --split test --count $(TEST_CONVS) --jobs $(TRAIN_JOBS)
+	$(PY) -m training.voices
+	$(PY) -m training.conversation --split train --count $(TRAIN_CONVS) --jobs $(TRAIN_JOBS)
+	$(PY) -m training.conversation --split test --count $(TEST_CONVS) --jobs $(TRAIN_JOBS)
 
 # `make train`: the shipped model from nothing (data, training, ONNX export, evaluation, card).
 .PHONY: train
 train: train-data
-	$(PY) -m model_runtime.train.train --train-conversations $(TRAIN_CONVS) --test-conversations $(TEST_CONVS)
-# --- end of Training data (model_runtime/train) ---
+	$(PY) -m training.train --train-conversations $(TRAIN_CONVS) --test-conversations $(TEST_CONVS)
+# --- end of Training (training/) ---
 
 # --- Demo ---
 # `make demo`: two demo heads (Alex, Sam) talk through the shipped sample conversation, animated by

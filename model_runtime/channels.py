@@ -1,9 +1,9 @@
-"""The channel set every part of Duet agrees on (design.md: match names, never positions).
+"""The channel set every part of Duet agrees on: files are matched by name, never by position.
 
 Pure Python: imported by the runtime and by the Blender add-on alike.
 """
 
-# Apple's ARFaceAnchor.BlendShapeLocation names, grouped as facts.md lists them.
+# Apple's ARFaceAnchor.BlendShapeLocation names, grouped by region (eyes, jaw, mouth, brows, cheeks, nose, tongue).
 ARKIT_NAMES = (
     "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
     "eyeSquintLeft", "eyeWideLeft",
@@ -45,7 +45,7 @@ def canonical_name(name):
 
 _BY_LOWER = {n.lower(): n for n in CHANNELS}
 
-# Live Link Face CSV column order (the real iPhone export, facts.md): note JawRight before
+# Live Link Face CSV column order (as the real iPhone app exports it): note JawRight before
 # JawLeft and MouthRight before MouthLeft; eye angles are not part of Duet's channel set.
 LLF_BLENDSHAPES = (
     "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",

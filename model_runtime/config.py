@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from .channels import NUM_ARKIT, NUM_CHANNELS
+from .timebase import samples_per_frame
 
 
 @dataclass
@@ -52,7 +53,7 @@ class DualTalkConfig:
 
     @property
     def samples_per_frame(self):
-        return int(16000 / self.fps)
+        return samples_per_frame(self.fps)
 
     def to_json(self):
         return json.dumps(asdict(self), sort_keys=True)

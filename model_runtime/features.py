@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from .audio import SAMPLE_RATE
+from .timebase import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

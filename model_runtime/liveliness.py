@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
 from .channels import CHANNELS
+from .timebase import SAMPLE_RATE
 
 CH = {name: i for i, name in enumerate(CHANNELS)}
 

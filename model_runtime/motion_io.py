@@ -1,7 +1,7 @@
 """Reading and writing motion: Live Link Face CSV and Duet's .npz (numpy only).
 
 A motion is (names, weights (T, C) float32, fps). Names are matched case-insensitively to
-Duet's 55 channels; positions never matter (design.md).
+Duet's 55 channels; positions never matter (exporters order columns differently).
 """
 
 import csv

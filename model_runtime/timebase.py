@@ -1,4 +1,5 @@
-"""Frame rates and resampling of curves between them (numpy only).
+"""Time conventions, in one place: the audio sample rate, frame times, frame counts, and
+resampling curves between frame rates (numpy only, so the add-on imports it too).
 
 Convention: frame i of a track at `fps` samples time i / fps. A clip of `duration` seconds has
 ceil(duration * fps) frames, so every frame lies inside the audio and the last sound is covered.
@@ -8,6 +9,8 @@ import math
 
 import numpy as np
 
+SAMPLE_RATE = 16000  # the network's audio rate (DualTalk and wav2vec 2.0 use 16 kHz)
+
 # Rounding guard: 10 s at 29.97 fps is 299.7 frames, but 4 s at 25 fps must be 100, not 101.
 _EPS = 1e-6
 
@@ -16,6 +19,11 @@ def frame_count(duration_s, fps):
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     return max(1, math.ceil(duration_s * fps - _EPS))
+
+
+def samples_per_frame(fps):
+    """Audio samples per animation frame at SAMPLE_RATE (640 at the network's 25 fps)."""
+    return int(round(SAMPLE_RATE / fps))
 
 
 def resample_curves(values, src_fps, dst_fps, n_out=None):

@@ -1,4 +1,4 @@
-"""Add-on benchmarks (issue 4's numbers): keyframe writing and Generate with a warm runtime.
+"""Add-on benchmarks: keyframe writing and Generate with a warm runtime.
 
     python scripts/bench_addon.py [--model M.onnx]   (default: a random-weights model made here)
 """

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/make_sample_conversation.py [--out assets/sample] [--check]
 
 Two scripted voices (offline TTS: festival and flite) mixed as two microphones record them, by
-the training-data pipeline (model_runtime/train/sample.py). Deterministic: the same engines give
+the training-data pipeline (training/sample.py). Deterministic: the same engines give
 the same bits. --check prints each turn's level and what pocketsphinx recognises in it.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from model_runtime.train.sample import main  # noqa: E402
+from training.sample import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

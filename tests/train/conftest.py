@@ -5,12 +5,24 @@ import shutil
 import pytest
 from train_helpers import small_config
 
+from training.voices import engine_available
+
+
+def pytest_report_header(config):
+    """One line up front when the TTS engines are absent (macOS, Windows, a fresh Linux): the tests
+    that synthesise speech skip, everything else still runs."""
+    missing = [e for e in ("flite", "festival", "espeak") if not engine_available(e)]
+    if missing:
+        return (f"tests/train: TTS engine(s) {', '.join(missing)} not installed: the tests that synthesise "
+                "speech skip (`make setup-train` installs them on Debian/Ubuntu)")
+    return None
+
 
 @pytest.fixture(scope="session")
 def tts_conversation():
     """One short flite-only conversation, built without the on-disk cache."""
     if shutil.which("flite") is None:
         pytest.skip("flite not installed (make setup-train installs it)")
-    from model_runtime.train.conversation import build, conversation_rng
+    from training.conversation import build, conversation_rng
 
     return build(conversation_rng("train", 123, 0), small_config(), "train")

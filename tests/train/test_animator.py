@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from model_runtime.channels import CHANNELS
-from model_runtime.train.animator import AnimatorConfig, Person, animate, speaking_flags
-from model_runtime.train.voices import ARPABET_VOWELS
+from training.animator import AnimatorConfig, Person, animate, speaking_flags
+from training.voices import ARPABET_VOWELS
 
 FPS = 25.0
 CH = {n: i for i, n in enumerate(CHANNELS)}
@@ -101,7 +101,7 @@ def test_blink_rate_and_duration_are_human():
         rates.append(len(onsets) / minutes)
         runs = np.diff(np.flatnonzero(np.diff(np.r_[0, closed.astype(int), 0])))[::2]
         assert runs.max() <= 0.4 * FPS  # no blink held longer than 400 ms
-    assert 15 <= np.mean(rates) <= 35  # ~26/min in conversation (facts.md)
+    assert 15 <= np.mean(rates) <= 35  # people blink ~26/min in conversation
 
 
 def test_deterministic_from_seed_and_bounded():
@@ -127,7 +127,7 @@ def test_frame_times_follow_timebase(rate):
 
 
 def test_listener_echoes_partner_smile_later_but_not_while_speaking():
-    from model_runtime.train.animator import mimic
+    from training.animator import mimic
 
     T = 200
     a = np.zeros((T, 55), np.float32)
@@ -144,14 +144,14 @@ def test_listener_echoes_partner_smile_later_but_not_while_speaking():
 
 def test_listener_mirrors_partner_head_posture_closely():
     """A listener follows the speaker's slow head drift (what head rPCC measures), not its jiggle."""
-    from model_runtime.train.animator import _band_noise, mimic
+    from training.animator import band_noise, mimic
 
     T, fps = 1500, 25.0
     rng = np.random.default_rng(1)
     a = np.zeros((T, 55), np.float32)
     b = np.zeros((T, 55), np.float32)
     for k in ("headYaw", "headPitch", "headRoll"):
-        b[:, CH[k]] = _band_noise(rng, T, fps, (0.1, 0.8), 0.05)
+        b[:, CH[k]] = band_noise(rng, T, fps, (0.1, 0.8), 0.05)
     a2, _ = mimic(a, b, np.zeros(T, bool), np.ones(T, bool), np.random.default_rng(0))
     for k in ("headYaw", "headPitch", "headRoll"):
         x, y = a2[:, CH[k]], b[:, CH[k]]

@@ -6,8 +6,8 @@ from train_helpers import needs_flite, needs_pocketsphinx, needs_shared, rms_db,
 
 from model_runtime.channels import CHANNELS
 from model_runtime.timebase import frame_count
-from model_runtime.train import conversation as C
-from model_runtime.train.voices import ARPABET_VOWELS, SR, TEST_TTS_VOICES
+from training import conversation as C
+from training.voices import ARPABET_VOWELS, SR, TEST_TTS_VOICES
 
 JAW = CHANNELS.index("jawOpen")
 
@@ -62,7 +62,7 @@ def test_each_track_is_own_voice_plus_quieter_bleed(tts_conversation):
 @needs_flite
 def test_deterministic_from_seed(tmp_path, monkeypatch):
     """Same seed, two empty caches (TTS synthesised afresh each time): identical conversations."""
-    from model_runtime.train import voices as V
+    from training import voices as V
 
     cfg = small_config()
     monkeypatch.setattr(V, "CACHE_DIR", tmp_path / "one")

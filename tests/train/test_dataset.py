@@ -8,8 +8,8 @@ from train_helpers import needs_flite, small_config
 from model_runtime.config import DualTalkConfig
 from model_runtime.features import LogMel
 from model_runtime.net import DualTalk
-from model_runtime.train import conversation as C
-from model_runtime.train.dataset import ConversationWindows, WindowConfig, window_mel
+from training import conversation as C
+from training.dataset import ConversationWindows, WindowConfig, window_mel
 
 
 @pytest.mark.parametrize("f0", [0, 3, 57])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model_runtime.channels import CHANNELS
-from model_runtime.train import metrics as M
+from training import metrics as M
 
 JAW = CHANNELS.index("jawOpen")
 

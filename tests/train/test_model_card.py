@@ -2,8 +2,8 @@
 
 import pytest
 
-from model_runtime.train.report import COLUMNS, write_card
-from model_runtime.train.train import TrainConfig
+from training.report import COLUMNS, write_card
+from training.train import TrainConfig
 
 ROWS = ("full", "full, network only (no liveliness layer)", "speaker-only ablation", "energy baseline",
         "targets (animator)")

@@ -1,14 +1,14 @@
 """The shipped sample conversation (assets/sample): two microphone tracks and their timeline."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "sample"
-SR = 16000
+from model_runtime.paths import SAMPLE_DIR as SAMPLE
+from model_runtime.timebase import SAMPLE_RATE as SR
+
 FILES = ("a.wav", "b.wav", "timeline.json", "README.md")
 
 
@@ -89,7 +89,7 @@ def test_turn_taking(timeline):
 
 
 def test_rebuild_is_bit_identical(tmp_path, timeline):
-    from model_runtime.train import sample
+    from training import sample
 
     missing = sample.missing_voices()
     if missing:

@@ -1,11 +1,18 @@
-"""The training objective and loop (model_runtime/train/train.py) on known inputs."""
+"""The training objective and loop (training/train.py) on known inputs."""
+
+import json
+import subprocess
+import sys
 
 import torch
+from train_helpers import needs_flite
 
 from model_runtime.channels import CHANNELS, index_of
 from model_runtime.config import DualTalkConfig
+from model_runtime.model_file import load_checkpoint
 from model_runtime.net import DualTalk
-from model_runtime.train.train import TrainConfig, loss_fn, lr_at
+from model_runtime.paths import ROOT, runtime_pythonpath
+from training.train import TrainConfig, loss_fn, lr_at
 
 
 def test_loss_groups_and_velocity_on_known_inputs():
@@ -51,3 +58,28 @@ def test_a_few_steps_fit_one_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@needs_flite
+def test_make_train_end_to_end_on_the_tiny_preset(tmp_path):
+    """`python -m training.train` as `make train` runs it, on the tiny preset: data, training,
+    ONNX export, evaluation through the runtime and the card, so a broken step cannot hide."""
+    env = runtime_pythonpath()
+    env["DUET_TRAIN_CACHE"] = str(tmp_path / "cache")
+    out = tmp_path / "model"
+    r = subprocess.run([sys.executable, "-m", "training.train", "--preset", "tiny", "--out", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert '"steps": 3' in r.stdout and "make train: done" in r.stdout, r.stdout[-2000:]
+    onnx = out / "duet_dualtalk.onnx"
+    assert onnx.is_file() and onnx.with_suffix(".pt").is_file()
+    assert len(list((tmp_path / "cache" / "conv").glob("*/*.npz"))) == 4  # 2 train + 2 test conversations
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Scores on 2 held-out test conversations" in card and "speaker-only ablation" in card
+    info = subprocess.run([sys.executable, "-m", "model_runtime", "info", "--model", str(onnx)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert info.returncode == 0, info.stderr
+    meta = json.loads(info.stdout)
+    assert meta["trained"] is True and meta["model"] == str(onnx), meta
+    _, ckpt = load_checkpoint(onnx.with_suffix(".pt"))
+    assert ckpt["config"].width == 32 and ckpt["info"]["steps"] == 3

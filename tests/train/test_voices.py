@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from train_helpers import engine_mark, needs_flite, needs_pocketsphinx, needs_shared, rms_db
 
-from model_runtime.train import voices as V
+from training import voices as V
 
 TEXT = "Maybe we could see the old bridge on Monday, if you want."
 
@@ -57,7 +57,7 @@ def test_espeak_first_sound_at_first_phone():
 @needs_flite
 @needs_pocketsphinx
 def test_pocketsphinx_agrees_with_flite_timings():
-    """Forced alignment of TTS speech against the engine's own timings (facts.md: ~9 ms)."""
+    """Forced alignment of TTS speech against the engine's own timings (measured: ~9 ms)."""
     u = V.synthesize(V.Voice("flite", "slt"), TEXT, cache=False)
     rec = V.align_audio(u.audio, text=TEXT.lower().replace(",", "").replace(".", ""))
     assert rec["ok"]

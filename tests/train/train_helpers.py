@@ -5,9 +5,9 @@ import shutil
 import numpy as np
 import pytest
 
-from model_runtime.train import LIBRISPEECH_DIR
-from model_runtime.train.conversation import ConversationConfig
-from model_runtime.train.voices import engine_available, pocketsphinx_available
+from training import LIBRISPEECH_DIR
+from training.conversation import ConversationConfig
+from training.voices import engine_available, pocketsphinx_available
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
                                  reason="flite not installed (make setup-train installs it)")

@@ -1,6 +1,6 @@
 """Dev only: plot a generated conversation's audio and targets to PNG (needs matplotlib).
 
-python -m model_runtime.train.plots --split train --index 0 --start 0 --end 30 --out conv.png
+python -m training.plots --split train --index 0 --start 0 --end 30 --out conv.png
 Look at what the animator makes: jaw on own vowels only, rest while listening, nods, blinks.
 """
 
@@ -8,7 +8,9 @@ import argparse
 
 import numpy as np
 
-from ..channels import CHANNELS
+from model_runtime.channels import CHANNELS
+from model_runtime.timebase import SAMPLE_RATE
+
 from .conversation import generate
 
 CH = {n: i for i, n in enumerate(CHANNELS)}
@@ -23,7 +25,7 @@ def plot_conversation(conv, out, start=0.0, end=None):
     import matplotlib.pyplot as plt
 
     t = np.arange(conv.n_frames) / conv.fps
-    ta = np.arange(len(conv.audio_a)) / 16000
+    ta = np.arange(len(conv.audio_a)) / SAMPLE_RATE
     fig, ax = plt.subplots(6, 1, figsize=(18, 14), sharex=True)
     sides = ((conv.audio_a, conv.targets_a, conv.speaking_a, "A"), (conv.audio_b, conv.targets_b, conv.speaking_b, "B"))
     for k, (audio, tg, sp, name) in enumerate(sides):

@@ -1,4 +1,4 @@
-"""Evaluation metrics: DualTalk's (facts.md) per channel group, plus lip sync, leakage, blinks.
+"""Evaluation metrics: DualTalk's (defined below) per channel group, plus lip sync, leakage, blinks.
 
 Groups (model_runtime.channels): "mouth_jaw" (DualTalk's expression + jaw), "eyes_brows",
 "head" (DualTalk's pose). All inputs are (T, 55) arrays in CHANNELS order at `fps`.
@@ -18,8 +18,9 @@ Groups (model_runtime.channels): "mouth_jaw" (DualTalk's expression + jaw), "eye
 
 import numpy as np
 
-from ..channels import EYES_BROWS, HEAD, MOUTH_JAW, index_of
-from ..liveliness import frame_rms
+from model_runtime.channels import EYES_BROWS, HEAD, MOUTH_JAW, index_of
+from model_runtime.liveliness import frame_rms
+from model_runtime.timebase import SAMPLE_RATE
 
 GROUPS = {"mouth_jaw": index_of(MOUTH_JAW), "eyes_brows": index_of(EYES_BROWS), "head": index_of(HEAD)}
 SID_K = {"mouth_jaw": 40, "eyes_brows": 40, "head": 10, "jaw": 10}
@@ -173,7 +174,7 @@ def mean_metrics(rows):
     return out
 
 
-def energy_baseline(audio, n_frames, fps=25.0, sr=16000, gain=0.6):
+def energy_baseline(audio, n_frames, fps=25.0, sr=SAMPLE_RATE, gain=0.6):
     """The issue's lip-sync baseline: jawOpen from the track's own loudness, all else at rest.
 
     Loudness is frame RMS in dB mapped from the track's 30th..98th percentile to 0..1; the

@@ -4,7 +4,7 @@ Every source yields an `Utterance`: 16 kHz mono float32 audio plus phones (start
 without stress, 'SIL' for silence) in seconds from the audio's first sample. Timings are what
 the animator lip-syncs to, so every transformation here (speed, reverb, EQ) keeps them true.
 
-Engines (recipes in shared/docs/facts.md):
+Engines:
 - flite voices kal, kal16, awb, rms, slt: `-psdur` prints phone end times.
 - festival voices (kal_diphone, ked_diphone, cmu_us_slt_arctic_hts): `utt.save.segs`.
 - espeak-ng variants through libespeak-ng's phoneme events (IPA, audio positions in ms).
@@ -28,7 +28,9 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, fftconvolve, sosfilt
 
-from ..audio import SAMPLE_RATE, resample
+from model_runtime.audio import resample
+from model_runtime.timebase import SAMPLE_RATE
+
 from . import CACHE_DIR, LIBRISPEECH_DIR
 
 SR = SAMPLE_RATE
@@ -412,11 +414,11 @@ def pocketsphinx_available():
     return True
 
 
-def _decode(audio_i16, align_text=None, **opts):
+def sphinx_decode(audio_i16, align_text=None, **opts):
     from pocketsphinx import Decoder
 
     # A fresh Decoder per utterance: a reused one sometimes fails with "Failed to stop utterance
-    # processing" (facts.md). loglevel FATAL keeps its INFO chatter off stderr.
+    # processing" (pocketsphinx 5). loglevel FATAL keeps its INFO chatter off stderr.
     d = Decoder(samprate=SR, loglevel="FATAL", **opts)
     raw = audio_i16.tobytes()
     if align_text is None:
@@ -481,7 +483,7 @@ def align_audio(audio, text=None):
     i16 = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
     rec = {"ok": False, "text": "", "words": [], "phones": [], "version": ALIGN_VERSION}
     try:
-        text = _decode(i16) if text is None else text
+        text = sphinx_decode(i16) if text is None else text
     except (RuntimeError, ValueError) as exc:
         rec["error"] = str(exc)[:200]
         return rec
@@ -492,7 +494,7 @@ def align_audio(audio, text=None):
         if not text.strip():
             break
         try:
-            words, phones = _decode(i16, text, **opts)
+            words, phones = sphinx_decode(i16, text, **opts)
         except (RuntimeError, ValueError) as exc:
             rec["error"] = str(exc)[:200]
             continue
@@ -602,7 +604,7 @@ def add_reverb(audio, rt60, wet, rng):
 
 
 def main(argv=None):
-    """python -m model_runtime.train.voices: align every shared LibriSpeech utterance (cached) and
+    """python -m training.voices: align every shared LibriSpeech utterance (cached) and
     report the success rate; --tts also smoke-tests every TTS voice."""
     import argparse
     import time

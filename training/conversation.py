@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.signal import butter, sosfilt
 
-from ..timebase import frame_count
+from model_runtime.timebase import frame_count
+
 from . import CACHE_DIR
 from .animator import AnimatorConfig, Person, animate, mimic, speaking_flags
 from .voices import (
@@ -104,7 +105,7 @@ class Conversation:
     def save(self, path):
         tmp = f"{path}.{os.getpid()}.tmp.npz"  # loader workers may write the same one at once
         # Audio as 16-bit PCM: half the disk of float32, quantisation noise far below the noise floor.
-        np.savez(tmp, audio_a=_to_i16(self.audio_a), audio_b=_to_i16(self.audio_b), targets_a=self.targets_a,
+        np.savez(tmp, audio_a=to_i16(self.audio_a), audio_b=to_i16(self.audio_b), targets_a=self.targets_a,
                  targets_b=self.targets_b, speaking_a=self.speaking_a, speaking_b=self.speaking_b,
                  meta=json.dumps(self.meta), fps=self.fps)
         os.replace(tmp, path)
@@ -112,15 +113,15 @@ class Conversation:
     @classmethod
     def load(cls, path):
         z = np.load(path, allow_pickle=False)
-        return cls(_from_i16(z["audio_a"]), _from_i16(z["audio_b"]), z["targets_a"], z["targets_b"], z["speaking_a"],
+        return cls(from_i16(z["audio_a"]), from_i16(z["audio_b"]), z["targets_a"], z["targets_b"], z["speaking_a"],
                    z["speaking_b"], json.loads(str(z["meta"])), float(z["fps"]))
 
 
-def _to_i16(x):
+def to_i16(x):
     return np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
 
 
-def _from_i16(x):
+def from_i16(x):
     return x.astype(np.float32) / 32767 if x.dtype == np.int16 else x
 
 
@@ -222,13 +223,13 @@ def _same_room(utt, spk):
 # Assembly
 
 @dataclass
-class _Placed:
+class Placed:
     start: float  # where the utterance's first sample lands on the timeline
     utt: Utterance
     kind: str  # turn | backchannel
 
 
-def _speech_pauses(utt, min_pause):
+def speech_pauses(utt, min_pause):
     """Internal pauses (start, end) of an utterance, relative to it."""
     b = utt.speech_bounds()
     return [(s, e) for s, e, p in utt.phones
@@ -269,13 +270,13 @@ def plan(rng, spk, duration, cfg):
             nxt = end - rng.uniform(*cfg.overlap_s)
         else:
             nxt = end + min(cfg.gap_max_s, rng.lognormal(np.log(cfg.gap_median_s), cfg.gap_sigma))
-        placed[who].append(_Placed(start, utt, "turn"))
+        placed[who].append(Placed(start, utt, "turn"))
         turn_starts[who].append(t)
         # The listener backchannels in some of the speaker's pauses (never over the next turn).
         other = 1 - who
         n_bc = 0
         slots = [(ps, rng.random() < cfg.backchannel_prob)
-                 for ps, _pe in _speech_pauses(utt, cfg.backchannel_min_pause_s)]
+                 for ps, _pe in speech_pauses(utt, cfg.backchannel_min_pause_s)]
         # Some backchannels land on running speech, as they do in real conversations.
         n_over = rng.poisson(cfg.backchannel_overlap_per_s * (sb[1] - sb[0]))
         slots += [(rng.uniform(sb[0] + 0.5, max(sb[0] + 0.5, sb[1] - 0.5)), True) for _ in range(n_over)]
@@ -286,7 +287,7 @@ def plan(rng, spk, duration, cfg):
                 bc = spk[other].backchannel()
                 if bc is not None and bc.speech_bounds() is not None:
                     on = start + ps + rng.uniform(0.05, 0.3)
-                    placed[other].append(_Placed(on - bc.speech_bounds()[0], bc, "backchannel"))
+                    placed[other].append(Placed(on - bc.speech_bounds()[0], bc, "backchannel"))
                     n_bc += 1
         if rng.random() >= cfg.same_speaker_prob or interrupted:
             who = other
@@ -296,7 +297,7 @@ def plan(rng, spk, duration, cfg):
     return placed, turn_starts
 
 
-def _render(items, n, fade_s=0.01):
+def render_track(items, n, fade_s=0.01):
     audio = np.zeros(n, np.float32)
     phones = []
     for it in items:
@@ -323,7 +324,7 @@ def _colored_noise(rng, n, tilt):
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
 
-def _mic(rng, own, partner, cfg):
+def microphone(rng, own, partner, cfg):
     """One microphone: own voice at its gain, the partner bleeding in, background noise."""
     n = len(own)
     gain = 10 ** (rng.uniform(*cfg.gain_db) / 20)
@@ -340,7 +341,7 @@ def _mic(rng, own, partner, cfg):
         noise += (hum * 10 ** (rng.uniform(-60, -40) / 20)).astype(np.float32)
     # Stored as 16-bit PCM (Conversation.save): quantise here so a cached conversation and a
     # freshly built one are the same bits.
-    return _from_i16(_to_i16(gain * (own + bleed) + noise))
+    return from_i16(to_i16(gain * (own + bleed) + noise))
 
 
 def build(rng, cfg: ConversationConfig, split="train"):
@@ -372,9 +373,9 @@ def build(rng, cfg: ConversationConfig, split="train"):
     end = max(it.start + it.utt.duration for side in placed for it in side)
     duration = max(duration, end) + 0.3
     n = int(np.ceil(duration * SR))
-    (clean_a, ph_a), (clean_b, ph_b) = _render(placed[0], n), _render(placed[1], n)
-    audio_a = _mic(rng, clean_a, clean_b, cfg)
-    audio_b = _mic(rng, clean_b, clean_a, cfg)
+    (clean_a, ph_a), (clean_b, ph_b) = render_track(placed[0], n), render_track(placed[1], n)
+    audio_a = microphone(rng, clean_a, clean_b, cfg)
+    audio_b = microphone(rng, clean_b, clean_a, cfg)
     T = frame_count(n / SR, cfg.animator.fps)
     bc = [[(it.start + it.utt.speech_bounds()[0], it.start + it.utt.speech_bounds()[1])
            for it in side if it.kind == "backchannel"] for side in placed]
@@ -420,7 +421,7 @@ def _generate_summary(job):
 
 
 def main(argv=None):
-    """python -m model_runtime.train.conversation --split train --count 100 [--seed 0] [--jobs 4]
+    """python -m training.conversation --split train --count 100 [--seed 0] [--jobs 4]
 
     Fills the cache; each conversation depends only on (split, seed, index), so --jobs changes
     nothing but the time it takes."""

@@ -13,10 +13,11 @@ from collections import Counter
 
 import numpy as np
 
-from ..audio import Track
-from ..backends import OnnxBackend
-from ..inference import Predictor
-from ..motion_io import Motion
+from model_runtime.audio import Track
+from model_runtime.backends import OnnxBackend
+from model_runtime.inference import Predictor
+from model_runtime.motion_io import Motion
+
 from .conversation import generate
 from .metrics import energy_baseline, evaluate_conversations
 
@@ -56,7 +57,7 @@ def shipped_predict(predictor, speaker_only=False, face_known=True, liveliness=T
 def evaluate_model(onnx_path, tcfg, log=print):
     t0 = time.time()
     predictor = Predictor(OnnxBackend(onnx_path, "cpu"))
-    test = [generate("test", i, tcfg.seed) for i in range(tcfg.test_conversations)]
+    test = [generate("test", i, tcfg.seed, tcfg.conversation) for i in range(tcfg.test_conversations)]
     variants = {
         "full": shipped_predict(predictor),
         "full, network only (no liveliness layer)": shipped_predict(predictor, liveliness=False),
@@ -97,13 +98,13 @@ def checks(table):
 def data_summary(tcfg):
     voices, real, seconds = Counter(), set(), 0.0
     for i in range(tcfg.train_conversations):
-        meta = generate("train", i, tcfg.seed).meta
+        meta = generate("train", i, tcfg.seed, tcfg.conversation).meta
         seconds += meta["duration_s"]
         for v, is_real in zip(meta["voices"], meta["real"]):
             (real.add(v) if is_real else voices.update([v]))
     test_voices = Counter()
     for i in range(tcfg.test_conversations):
-        meta = generate("test", i, tcfg.seed).meta
+        meta = generate("test", i, tcfg.seed, tcfg.conversation).meta
         test_voices.update(meta["voices"])
     return {"hours": seconds / 3600, "tts_voices": sorted(voices), "real_speakers": len(real),
             "test_voices": sorted(test_voices), "conversations": tcfg.train_conversations}
@@ -127,13 +128,13 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path):
              "- Reproduce: `make train` (one command; seeded, deterministic data).", "",
              "## Training data", "",
              f"- {summary['conversations']} two-person conversations, {summary['hours']:.2f} h of audio per track, "
-             "built by `model_runtime/train/conversation.py`: turns with pauses, overlaps and interruptions, "
+             "built by `training/conversation.py`: turns with pauses, overlaps and interruptions, "
              "backchannels, crosstalk bleed between microphones, background noise, gain differences.",
              f"- Voices: {summary['real_speakers']} real LibriSpeech speakers (CC-BY-4.0, phoneme timings from "
              f"pocketsphinx alignment) and {len(summary['tts_voices'])} offline TTS voices "
              f"({', '.join(summary['tts_voices'])}).",
              f"- Held-out test voices (never in training): {', '.join(summary['test_voices'])}.",
-             "- Targets: `model_runtime/train/animator.py`, a procedural animator (visemes with coarticulation, "
+             "- Targets: `training/animator.py`, a procedural animator (visemes with coarticulation, "
              "jaw from vowel openness, prosody-driven head and brows, blinks, listening nods/smiles/gaze, a "
              "listener echoing the partner's smile and brows and mirroring the partner's slow head posture). "
              "The model learns this animator's style: it is the ceiling of what it can do.", "",
@@ -194,7 +195,7 @@ def _head_notes(table, comparisons, fmt):
 def evaluate_and_write_card(onnx_path, tcfg, card_path, log=print):
     import onnx
 
-    from ..model_file import parse_onnx_metadata
+    from model_runtime.model_file import parse_onnx_metadata
 
     props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
     info = parse_onnx_metadata(props, onnx_path)["info"]

@@ -3,7 +3,7 @@
 Two people plan a picnic: nine turns with pauses, one overlap (B laughs in before A has
 finished), and backchannels from the listener on the listener's own track. Spoken by two
 freely licensed offline TTS voices through the training pipeline (voices.synthesize,
-voices.augment for each person's voice and room, conversation._render and conversation._mic
+voices.augment for each person's voice and room, conversation.render_track and conversation.microphone
 for the two microphones: gain, bleed of the partner's voice, room noise), so it sounds like
 what the model was trained on. Everything is fixed here or drawn from one seed: rebuilding
 gives the same bits with the same engines (`scripts/make_sample_conversation.py`).
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .conversation import ConversationConfig, _Placed, _render, _speech_pauses, _to_i16
-from .conversation import _mic as _conversation_mic
+from model_runtime.paths import SAMPLE_DIR
+
+from .conversation import ConversationConfig, Placed, microphone, render_track, speech_pauses, to_i16
 from .voices import SR, AugmentConfig, Prosody, Voice, augment, synthesize
 
 SEED = 20240607
@@ -88,7 +89,7 @@ class Track:
                              rt60_s=(0.3, 0.3), reverb_wet=(0.1, 0.1), noise_db=(-96.0, -96.0))
 
     def mic(self):
-        """conversation._mic settings, every range collapsed to this track's value."""
+        """conversation.microphone settings, every range collapsed to this track's value."""
         fix = lambda v: (float(v), float(v))
         return ConversationConfig(gain_db=fix(self.gain_db), bleed_db=fix(self.bleed_db),
                                   bleed_delay_ms=fix(self.bleed_delay_ms),
@@ -175,7 +176,7 @@ def build(seed=SEED, cache=False):
         sb = utt.speech_bounds()
         onset = LEAD_IN_S if k == 0 else prev_end + line.gap_s
         start = onset - sb[0]
-        placed[line.who].append(_Placed(start, utt, "turn"))
+        placed[line.who].append(Placed(start, utt, "turn"))
         turns.append({"track": track.name, "start": onset, "end": start + sb[1], "text": line.text,
                       "_utt": utt, "_at": start})
         prev_end = start + sb[1]
@@ -186,19 +187,19 @@ def build(seed=SEED, cache=False):
             raise ValueError(f"backchannel {bc.text!r} answers its own speaker's turn {bc.turn}")
         utt = _fixed_room(synthesize(track.voice, bc.text, Prosody(), cache=cache), track, rng,
                           BACKCHANNEL_LEVEL_DB)
-        pauses = _speech_pauses(turn["_utt"], 0.1)
+        pauses = speech_pauses(turn["_utt"], 0.1)
         if bc.pause is not None:
             on = turn["_at"] + pauses[bc.pause][0] + bc.delay_s
         else:
             on = turn["start"] + bc.at * (turn["end"] - turn["start"])
         sb = utt.speech_bounds()
-        placed[bc.who].append(_Placed(on - sb[0], utt, "backchannel"))
+        placed[bc.who].append(Placed(on - sb[0], utt, "backchannel"))
         bcs.append({"track": track.name, "start": on, "end": on + sb[1] - sb[0], "text": bc.text})
     end = max(it.start + it.utt.speech_bounds()[1] for side in placed for it in side)
     n = int(np.ceil((end + TAIL_S) * SR))
-    clean = [_render(placed[i], n)[0] for i in range(2)]
+    clean = [render_track(placed[i], n)[0] for i in range(2)]
     mic_rng = [np.random.default_rng([seed, 1, i]) for i in range(2)]
-    audio = [_conversation_mic(mic_rng[i], clean[i], clean[1 - i], TRACKS[i].mic()) for i in range(2)]
+    audio = [microphone(mic_rng[i], clean[i], clean[1 - i], TRACKS[i].mic()) for i in range(2)]
     for t in turns:
         del t["_utt"], t["_at"]
     return audio[0], audio[1], _timeline(turns, bcs, n / SR, seed)
@@ -266,7 +267,7 @@ def readme(tl):
               "seconds); the demo shades who is speaking from it.", "",
               "## Credits and licences", "",
               "The dialogue was written for Duet. The voices are offline text-to-speech, synthesised by "
-              "Duet's training-data pipeline (`model_runtime/train`):", ""]
+              "Duet's training-data pipeline (`training`):", ""]
     for voice, what, lic in CREDITS:
         lines.append(f"- `{voice}` — {what}. Licence: {lic}")
     eng = tl["engines"]
@@ -286,7 +287,7 @@ def write(out_dir, seed=SEED, cache=False):
     out.mkdir(parents=True, exist_ok=True)
     a, b, tl = build(seed, cache)
     for name, x in (("a", a), ("b", b)):
-        sf.write(out / f"{name}.wav", _to_i16(x), SR, subtype="PCM_16")
+        sf.write(out / f"{name}.wav", to_i16(x), SR, subtype="PCM_16")
     (out / "timeline.json").write_text(json.dumps(tl, indent=1) + "\n")
     (out / "README.md").write_text(readme(tl))
     return tl
@@ -299,7 +300,7 @@ def _words(s):
 def check(out_dir):
     """Listen-check by analysis: levels per turn, clipping, and pocketsphinx on every turn (cut from
     the speaker's own microphone track, bleed and noise included). Returns the rows printed."""
-    from .voices import _decode, pocketsphinx_available
+    from .voices import pocketsphinx_available, sphinx_decode
 
     out = Path(out_dir)
     tl = json.loads((out / "timeline.json").read_text())
@@ -319,7 +320,7 @@ def check(out_dir):
         if asr:
             pad = int(0.15 * SR)
             seg = audio[t["track"]][max(0, int(t["start"] * SR) - pad): int(t["end"] * SR) + pad]
-            hyp = _decode(np.ascontiguousarray(seg))
+            hyp = sphinx_decode(np.ascontiguousarray(seg))
             ref, hw = _words(t["text"]), _words(hyp)
             row.update(recognised=hyp, word_overlap=f"{sum(w in hw for w in ref)}/{len(ref)}")
         rows.append(row)
@@ -331,7 +332,7 @@ def main(argv=None):
     import argparse
 
     ap = argparse.ArgumentParser(description="Build Duet's sample conversation (two microphone tracks).")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "assets" / "sample"))
+    ap.add_argument("--out", default=str(SAMPLE_DIR))
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--check", action="store_true", help="also print levels and pocketsphinx per turn")
     args = ap.parse_args(argv)

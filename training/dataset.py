@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..features import LogMel, MelConfig
+from model_runtime.features import LogMel, MelConfig
+from model_runtime.timebase import samples_per_frame
+
 from .conversation import ConversationConfig, generate
 
 
@@ -60,7 +62,7 @@ class ConversationWindows(torch.utils.data.Dataset):
         self.conv_cfg, self.cfg, self.train = conv_cfg, win_cfg, train
         self.per_conv = windows_per_conversation
         self.logmel = LogMel(win_cfg.mel)
-        self.spf = int(round(16000 / conv_cfg.animator.fps))
+        self.spf = samples_per_frame(conv_cfg.animator.fps)
         self.epoch = 0
         self._recent = {}  # a few loaded conversations: windows of one conversation come in runs
         self._index = None if train else self._eval_index()

@@ -23,12 +23,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, sosfiltfilt
 
-from ..channels import CHANNELS, NUM_CHANNELS
+from model_runtime.channels import CHANNELS, NUM_CHANNELS
+
 from .voices import ARPABET_VOWELS, SR
 
 CH = {n: i for i, n in enumerate(CHANNELS)}
 
-# Oculus visemes -> ARKit lip shapes (TalkingHead's MIT table in facts.md, softened, with jawOpen
+# Oculus visemes -> ARKit lip shapes (after the MIT-licensed table of the TalkingHead project, softened, with jawOpen
 # removed: the jaw has its own track). "closure" is a pseudo channel: how much the lips must
 # meet, turned into mouthClose = closure * jawOpen so lips seal whatever the jaw does.
 VISEMES = {
@@ -322,7 +323,7 @@ def mouth_curves(phones, t, cfg: AnimatorConfig, loud=None):
 # --------------------------------------------------------------------------------------------
 # Stochastic behaviour
 
-def _band_noise(rng, n, rate, band, amp):
+def band_noise(rng, n, rate, band, amp):
     sos = butter(2, [band[0], band[1]], "bandpass", fs=rate, output="sos")
     x = sosfiltfilt(sos, rng.standard_normal(n + 400))[200:200 + n]
     return amp * x / (x.std() + 1e-9)
@@ -402,7 +403,7 @@ def animate(me: Person, partner: Person, n_frames, rng, cfg: AnimatorConfig = An
     speak_w = gaussian_filter1d(speaking * 1.0, 0.3 * cfg.rate)
     for j, name in enumerate(("headYaw", "headPitch", "headRoll")):
         a = (speak_w * cfg.speak_sway[j] + (1 - speak_w) * cfg.listen_sway[j]) * expressive
-        out[:, CH[name]] = _band_noise(rng, n, cfg.rate, cfg.sway_band_hz, 1.0) * a * np.maximum(amp_env, 0.3)
+        out[:, CH[name]] = band_noise(rng, n, cfg.rate, cfg.sway_band_hz, 1.0) * a * np.maximum(amp_env, 0.3)
         out[:, CH[name]] += rng.normal(0, 0.03)  # each person's resting pose differs a little
     out[:, CH["headPitch"]] += prep_head
 

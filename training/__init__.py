@@ -17,12 +17,11 @@ Setup and data: `make setup-train` (TTS engines, pocketsphinx), `make test-train
 import os
 from pathlib import Path
 
+from model_runtime.paths import ROOT
+from model_runtime.paths import SHARED as SHARED_DIR
+
 # Generated data lives here (git-ignored); DUET_TRAIN_CACHE moves it.
-_REPO = Path(__file__).resolve().parents[2]
-CACHE_DIR = Path(os.environ.get("DUET_TRAIN_CACHE", _REPO / ".cache" / "duet-train"))
-# Read in place, never copied into the repository: ../shared beside the checkout (design.md), or a
-# shared/ inside it where a machine mounts it there.
-_SHARED_CANDIDATES = [_REPO.parent / "shared", _REPO / "shared"]
-SHARED_DIR = Path(os.environ.get("DUET_SHARED") or next((p for p in _SHARED_CANDIDATES if p.is_dir()),
-                                                         _SHARED_CANDIDATES[0]))
+CACHE_DIR = Path(os.environ.get("DUET_TRAIN_CACHE", ROOT / ".cache" / "duet-train"))
+
 LIBRISPEECH_DIR = SHARED_DIR / "data" / "librispeech"
+__all__ = ["CACHE_DIR", "LIBRISPEECH_DIR", "SHARED_DIR"]

@@ -1,6 +1,6 @@
 """`make train`: synthetic conversations -> a trained DualTalk -> assets/ (ONNX + .pt + model card).
 
-    python -m model_runtime.train.train [--minutes 100] [--out assets]
+    python -m training.train [--minutes 100] [--out assets]
 
 Reproducible from nothing: conversations are generated deterministically (seeded, cached),
 training is seeded, and the run ends at a fixed step count or the time budget, whichever comes
@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..channels import CHANNELS, index_of
-from ..config import DualTalkConfig
-from ..model_file import SHIPPED_MODEL, save_checkpoint
-from ..net import DualTalk
+from model_runtime.channels import CHANNELS, index_of
+from model_runtime.config import DualTalkConfig
+from model_runtime.model_file import SHIPPED_MODEL, save_checkpoint
+from model_runtime.net import DualTalk
+
+from .conversation import ConversationConfig
 from .dataset import ConversationWindows, WindowConfig
 from .metrics import GROUPS
 
@@ -50,6 +52,21 @@ class TrainConfig:
     velocity_weight: float = 1.0
     loader_workers: int = 1
     log_every: int = 50
+    # How the training and test conversations are made (voices, lengths, microphones).
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+
+
+def tiny_preset():
+    """A few steps of a small network on two short TTS-only conversations: the whole pipeline
+    (data, training, ONNX export, evaluation, card) end to end in about a minute, for tests."""
+    conv = ConversationConfig(duration_s=(10.0, 14.0), engines=("flite",), real_prob=0.0)
+    tcfg = TrainConfig(train_conversations=2, test_conversations=2, windows_per_conversation=2, batch_size=2,
+                       max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv)
+    mcfg = DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1)
+    return tcfg, mcfg
+
+
+PRESETS = {"shipped": lambda: (TrainConfig(), DualTalkConfig()), "tiny": tiny_preset}
 
 
 def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
@@ -83,7 +100,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     np.random.seed(tcfg.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 2)  # the loader worker is light (FFTs of one batch)
-    data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed,
+    data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
                                win_cfg=WindowConfig(frames=mcfg.window_frames), train=True,
                                windows_per_conversation=tcfg.windows_per_conversation)
     model = DualTalk(mcfg).to(device).train()
@@ -137,8 +154,10 @@ def main(argv=None):
     ap.add_argument("--train-conversations", type=int, default=None)
     ap.add_argument("--test-conversations", type=int, default=None)
     ap.add_argument("--skip-train", action="store_true", help="evaluate and card an existing checkpoint")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="shipped",
+                    help="shipped: the model in assets/; tiny: a one-minute end-to-end check")
     args = ap.parse_args(argv)
-    tcfg, mcfg = TrainConfig(), DualTalkConfig()
+    tcfg, mcfg = PRESETS[args.preset]()
     for name in ("minutes", "steps", "train_conversations", "test_conversations"):
         value = getattr(args, name)
         if value is not None:
@@ -150,7 +169,8 @@ def main(argv=None):
     if not args.skip_train:
         info = train(tcfg, mcfg, pt)
         print(json.dumps({k: v for k, v in info.items() if k != "history"}))
-    from ..export import export_onnx
+    from model_runtime.export import export_onnx
+
     from .report import evaluate_and_write_card
 
     onnx = export_onnx(pt, pt.with_suffix(".onnx"))
