@@ -13,8 +13,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from .errors import BadInput
+from .timebase import SAMPLE_RATE
 
-SAMPLE_RATE = 16000  # the network's audio rate (DualTalk and wav2vec 2.0 use 16 kHz)
 _BLOCK = 1 << 18  # frames read at a time: keeps a long multichannel file from being held twice
 
 
