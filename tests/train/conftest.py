@@ -8,14 +8,13 @@ from train_helpers import small_config
 from training.voices import engine_available
 
 
-def pytest_report_header(config):
-    """One line up front when the TTS engines are absent (macOS, Windows, a fresh Linux): the tests
-    that synthesise speech skip, everything else still runs."""
+def pytest_terminal_summary(terminalreporter):
+    """One line at the end when TTS engines are absent (macOS, Windows, a fresh Linux): the tests
+    that synthesise speech skipped, everything else ran."""
     missing = [e for e in ("flite", "festival", "espeak") if not engine_available(e)]
     if missing:
-        return (f"tests/train: TTS engine(s) {', '.join(missing)} not installed: the tests that synthesise "
-                "speech skip (`make setup-train` installs them on Debian/Ubuntu)")
-    return None
+        terminalreporter.write_line(f"tests/train: TTS engine(s) {', '.join(missing)} not installed, so the tests "
+                                    "that synthesise speech skipped (`make setup-train` installs them, Debian/Ubuntu)")
 
 
 @pytest.fixture(scope="session")
