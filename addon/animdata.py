@@ -1,7 +1,10 @@
 """Actions across Blender versions: plain (4.2/4.3) and slotted (4.4+, the only kind in 5.0).
 
 Everything that creates, finds or places F-curves goes through here so the rest of the add-on
-never asks which version it runs on (facts.md has the pattern this follows).
+never asks which version it runs on. 4.2 has only `action.fcurves`; 4.4 added slots, layers,
+strips and channelbags (`action.fcurves` a proxy for the first slot); 5.0 removed
+`Action.fcurves` and `id_root`. So: `hasattr(action, "slots")` decides, and a slotted action gets
+one slot, one layer, one keyframe strip and that slot's channelbag.
 """
 
 import bpy

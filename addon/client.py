@@ -13,7 +13,28 @@ import sys
 import tempfile
 import threading
 
+from ..model_runtime.paths import runtime_pythonpath
+from ..model_runtime.request import PROTOCOL_VERSION
+
 EXIT = "exit"  # synthetic event queued when the process's stdout closes
+
+
+def protocol_problem(spoken):
+    """None when a runtime that announced protocol `spoken` (its `ready` or `info`) is this add-on's
+    partner; else one line saying which side is behind and what to do."""
+    if spoken is None:
+        spoken = 0  # runtimes from before the protocol had a number did not announce one
+    if isinstance(spoken, bool) or not isinstance(spoken, int):
+        return (f"the runtime announced protocol {str(spoken)[:40]!r}, this add-on needs {PROTOCOL_VERSION}: "
+                "it is not a Duet runtime this add-on knows")
+    if spoken == PROTOCOL_VERSION:
+        return None
+    # The runtime runs from the extension's own folder, so a mismatch means the add-on loaded in
+    # Blender and the files on disk are different Duet versions (updated while Blender ran).
+    older = spoken < PROTOCOL_VERSION
+    return (f"the runtime speaks protocol {spoken}, this add-on needs {PROTOCOL_VERSION}: the runtime is "
+            f"{'older' if older else 'newer'} than the add-on. Restart Blender so both load from the "
+            "installed Duet extension; if that does not help, reinstall the extension")
 
 
 def _tail(path, n=4000):
@@ -28,9 +49,8 @@ def _tail(path, n=4000):
 
 
 class RuntimeClient:
-    def __init__(self, python, ext_dir, model=None, backend="onnx", device="auto", log_path=None):
+    def __init__(self, python, model=None, backend="onnx", device="auto", log_path=None):
         self.python = python
-        self.ext_dir = ext_dir
         self.model = model or None
         self.backend = backend
         self.device = device
@@ -54,9 +74,7 @@ class RuntimeClient:
         return cmd
 
     def start(self):
-        env = dict(os.environ)
-        # The runtime is a sub-package of the extension folder; put that folder first.
-        env["PYTHONPATH"] = os.pathsep.join([self.ext_dir] + [p for p in [env.get("PYTHONPATH")] if p])
+        env = runtime_pythonpath()  # the runtime is a sub-package of the extension folder
         env["PYTHONUNBUFFERED"] = "1"
         self._log = open(self.log_path, "wb")  # one runtime at a time: its log alone explains its exit
         kwargs = {}

@@ -1,21 +1,39 @@
-"""FBX and glTF export with the settings that keep shape-key animation (facts.md: the defaults
-silently drop it). Mesh modifiers are not applied: applying any of them removes every shape key.
-The re-import tests cover results placed as NLA strips, the add-on's default output."""
+"""FBX and glTF export with the settings that keep shape-key animation (each exporter's defaults
+silently lose some of it: see the comments below). Mesh modifiers are not applied: applying any of
+them removes every shape key. The re-import tests cover results placed as NLA strips, the add-on's
+default output."""
 
 import bpy
+
+from .validate import character
 
 
 def gltf_settings(path):
     fmt = "GLTF_SEPARATE" if path.lower().endswith(".gltf") else "GLB"
+    # export_apply=True with any modifier on the mesh writes no morph targets at all.
     return dict(export_format=fmt, use_selection=True, export_apply=False, export_morph=True,
                 export_morph_animation=True, export_animations=True)
 
 
 def fbx_settings():
-    # Key-only animation is exported only with both NLA and all-actions baking off (facts.md).
+    # Animation that lives only on the shape keys (not the object) is exported only with both NLA
+    # and all-actions baking off; use_mesh_modifiers=True drops every shape key; simplify 0 keeps
+    # every key.
     return dict(use_selection=True, use_mesh_modifiers=False, bake_anim=True,
                 bake_anim_use_nla_strips=False, bake_anim_use_all_actions=False,
                 bake_anim_simplify_factor=0.0, add_leaf_bones=False)
+
+
+def export_objects(context):
+    """What the panel's export buttons write: the character, the conversation's second character,
+    and the object that carries the head motion (when it is another one)."""
+    s = context.scene.duet
+    objs = [character(context)]
+    if s.conversation and s.character_b is not None:
+        objs.append(s.character_b)
+    if s.head_target != "NONE" and s.head_object is not None and s.head_object not in objs:
+        objs.append(s.head_object)
+    return objs
 
 
 def _export_selected(objects, fn):

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..model_runtime.channels import CHANNELS
 from ..model_runtime.motion_io import write_npz
-from . import curves, runtime
-from .job import Job, Plan, Predict, RuntimeConfig
+from . import curves, runtime, validate
+from .job import Job, JobState, Plan, Predict, RuntimeConfig
 from .prefs import get_prefs
 from .scene import add_sound_strips, sample_shape_keys, scene_fps, set_frame_range, strips_collection_name
 from .writer import Transaction, WriteOptions, to_scene_rate, write_character
@@ -58,8 +58,8 @@ def _audio(path, strip_name, scene, what, required):
 
 
 def _character(obj, what):
-    if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
-        raise UserError(f"{what}: pick a mesh with shape keys")
+    if (why := validate.character_problem(obj, what)) is not None:
+        raise UserError(why)
     return obj
 
 
@@ -234,12 +234,14 @@ def start(context, wait=False, timeout=None):
     _status(_job)
     if wait:
         _job.run(timeout)
-    elif not bpy.app.timers.is_registered(_timer):
-        bpy.app.timers.register(_timer, first_interval=0.05)
+    elif not bpy.app.timers.is_registered(on_timer):
+        bpy.app.timers.register(on_timer, first_interval=0.05)
     return _job
 
 
-def _timer():
+def on_timer():
+    """The bpy.app.timers callback: moves the job on, returns the next delay or None when it ended.
+    Public because the PyPI bpy module never fires timers: tests call it as Blender would."""
     job = _job
     if job is None or not job.tick():
         return None
@@ -256,12 +258,12 @@ def cancel():
 def stop_job():
     """On file load: the job is dropped (nothing written); the runtime stays warm."""
     global _job
-    if bpy.app.timers.is_registered(_timer):
-        bpy.app.timers.unregister(_timer)
+    if bpy.app.timers.is_registered(on_timer):
+        bpy.app.timers.unregister(on_timer)
     if _job is not None:
         if _job.running:
             _job.cancel()
-            _job.state, _job.message = "cancelled", "Duet: cancelled; nothing was changed."
+            _job.state, _job.message = JobState.CANCELLED, "Duet: cancelled; nothing was changed."
         _job.cleanup()
         _job = None
 

@@ -10,11 +10,24 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 
+from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED, PredictRequest
 from . import runtime
-from .client import EXIT
+from .client import EXIT, protocol_problem
 
-RUNNING = ("new", "starting", "predicting", "cancelling")
+
+class JobState(Enum):
+    NEW = "new"  # not started: the runtime is asked for on the first tick
+    STARTING = "starting"  # `hello` sent to a fresh runtime, waiting for `ready`
+    PREDICTING = "predicting"  # one predict request out, waiting for its `done`
+    CANCELLING = "cancelling"  # cancel sent, waiting for the runtime to confirm
+    DONE = "done"  # every step succeeded and the keys were written
+    FAILED = "failed"  # nothing was written; `message` says why
+    CANCELLED = "cancelled"  # nothing was written
+
+
+RUNNING = frozenset({JobState.NEW, JobState.STARTING, JobState.PREDICTING, JobState.CANCELLING})
 STARTUP_TIMEOUT = 300.0  # first start imports torch/onnxruntime and loads the model: can be slow
 CANCEL_TIMEOUT = 5.0
 STALL_TIMEOUT = 600.0  # no event at all for this long while predicting: the runtime hangs
@@ -45,8 +58,8 @@ class Plan:
     fps: float
     finish: object  # callable(list of "done" events) -> one-line message; writes the scene, all or nothing
     label: str = "Duet"
-    liveliness: bool = True  # the runtime's seeded blinks / gaze / head sway layer
-    seed: int = 0
+    liveliness: bool = DEFAULT_LIVELINESS  # the runtime's seeded blinks / gaze / head sway layer
+    seed: int = DEFAULT_SEED
     work_dir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="duet-"))
 
 
@@ -63,7 +76,7 @@ class Job:
         self.plan = plan
         self.config = config
         self.on_end = on_end
-        self.state = "new"
+        self.state = JobState.NEW
         self.progress = 0.0
         self.stage = "starting runtime"
         self.message = ""
@@ -83,15 +96,15 @@ class Job:
         try:
             self._tick()
         except Exception as exc:  # a bug must end the job cleanly, never leave it half-way
-            self._end("failed", f"Duet failed: {type(exc).__name__}: {exc}. Nothing was changed.")
+            self._end(JobState.FAILED, f"Duet failed: {type(exc).__name__}: {exc}. Nothing was changed.")
         return self.running
 
     def cancel(self):
-        if self.state in ("new", "starting"):
-            self._end("cancelled", "Duet: cancelled; nothing was changed.")
-        elif self.state == "predicting":
+        if self.state in (JobState.NEW, JobState.STARTING):
+            self._end(JobState.CANCELLED, "Duet: cancelled; nothing was changed.")
+        elif self.state is JobState.PREDICTING:
             self.client.send({"op": "cancel", "id": self.plan.steps[self.step].id})
-            self.state, self.stage, self._since = "cancelling", "cancelling", time.monotonic()
+            self.state, self.stage, self._since = JobState.CANCELLING, "cancelling", time.monotonic()
 
     def run(self, timeout=None, poll=0.02):
         """Tick until the job ends (scripts, tests, generate(wait=True))."""
@@ -108,15 +121,16 @@ class Job:
 
     # --- state machine ------------------------------------------------------------------------
     def _tick(self):
-        if self.state == "new":
+        if self.state is JobState.NEW:
             try:
                 self.client = runtime.get_client(self.config.python, self.config.model,
                                                  self.config.backend, self.config.device)
             except OSError as exc:
-                return self._end("failed", f"Duet: the runtime could not start ({exc}). Nothing was changed.")
+                return self._end(JobState.FAILED, f"Duet: the runtime could not start ({exc}). "
+                                                  "Nothing was changed.")
             if self.client.info is None:
                 self.client.send({"op": "hello"})
-                self.state, self._since = "starting", time.monotonic()
+                self.state, self._since = JobState.STARTING, time.monotonic()
             else:
                 self._send_step()
             return
@@ -125,37 +139,41 @@ class Job:
             if not self.running:
                 return
         waited = time.monotonic() - self._since
-        if self.state == "starting" and waited > STARTUP_TIMEOUT:
+        if self.state is JobState.STARTING and waited > STARTUP_TIMEOUT:
             runtime.drop_client(self.client, kill=True)
-            self._end("failed", f"Duet: the runtime did not start within {STARTUP_TIMEOUT:.0f} s. "
-                                "Nothing was changed.")
-        elif self.state == "cancelling" and waited > CANCEL_TIMEOUT:
+            self._end(JobState.FAILED, f"Duet: the runtime did not start within {STARTUP_TIMEOUT:.0f} s. "
+                                       "Nothing was changed.")
+        elif self.state is JobState.CANCELLING and waited > CANCEL_TIMEOUT:
             runtime.drop_client(self.client, kill=True)  # it ignored the cancel: stop it for good
-            self._end("cancelled", "Duet: cancelled; nothing was changed.")
-        elif self.state == "predicting" and waited > STALL_TIMEOUT:
+            self._end(JobState.CANCELLED, "Duet: cancelled; nothing was changed.")
+        elif self.state is JobState.PREDICTING and waited > STALL_TIMEOUT:
             runtime.drop_client(self.client, kill=True)
-            self._end("failed", "Duet: the runtime stopped answering. Nothing was changed.")
+            self._end(JobState.FAILED, "Duet: the runtime stopped answering. Nothing was changed.")
 
     def _event(self, ev):
         kind = ev.get("event")
         if kind == EXIT:
             runtime.drop_client(self.client)
-            if self.state == "cancelling":
-                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            if self.state is JobState.CANCELLING:
+                return self._end(JobState.CANCELLED, "Duet: cancelled; nothing was changed.")
             code = ev.get("code")
             if isinstance(code, int) and code < 0:  # a signal: its stderr has nothing to say about it
                 what = f"the runtime was killed (signal {-code})"
             else:
                 why = self.client.last_error_line()
                 what = f"the runtime stopped unexpectedly (exit code {code}){': ' + why if why else ''}"
-            return self._end("failed", f"Duet: {what}. Nothing was changed.")
+            return self._end(JobState.FAILED, f"Duet: {what}. Nothing was changed.")
         if kind == "ready":
+            problem = protocol_problem(ev.get("protocol"))
+            if problem is not None:  # every request would be misread: stop before sending one
+                runtime.drop_client(self.client)
+                return self._end(JobState.FAILED, f"Duet: {problem}. Nothing was changed.")
             self.client.info = ev
-            if self.state != "starting":
+            if self.state is not JobState.STARTING:
                 return
             if ev.get("model_error"):
-                return self._end("failed", f"Duet: no usable model: {ev['model_error']}. "
-                                           "Nothing was changed.")
+                return self._end(JobState.FAILED, f"Duet: no usable model: {ev['model_error']}. "
+                                                  "Nothing was changed.")
             return self._send_step()
         step = self.plan.steps[self.step] if self.step < len(self.plan.steps) else None
         if step is None or ev.get("id") != step.id:
@@ -167,13 +185,13 @@ class Job:
             self.stage = f"{step.label + ': ' if step.label else ''}{ev.get('stage', '')}"
         elif kind == "error":
             code = ev.get("code", "internal")
-            if code == "cancelled" or self.state == "cancelling":
-                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            if code == "cancelled" or self.state is JobState.CANCELLING:
+                return self._end(JobState.CANCELLED, "Duet: cancelled; nothing was changed.")
             what = CODE_TEXT.get(code, "Runtime error")
-            return self._end("failed", f"Duet: {what}: {ev.get('message', '')}. Nothing was changed.")
+            return self._end(JobState.FAILED, f"Duet: {what}: {ev.get('message', '')}. Nothing was changed.")
         elif kind == "done":
-            if self.state == "cancelling":
-                return self._end("cancelled", "Duet: cancelled; nothing was changed.")
+            if self.state is JobState.CANCELLING:
+                return self._end(JobState.CANCELLED, "Duet: cancelled; nothing was changed.")
             step.result = ev
             self.step += 1
             if self.step < len(self.plan.steps):
@@ -182,8 +200,8 @@ class Job:
             try:
                 msg = self.plan.finish([s.result for s in self.plan.steps])
             except Exception as exc:
-                return self._end("failed", f"Duet: writing keys failed: {exc}. Nothing was changed.")
-            return self._end("done", "; ".join([msg] + self._runtime_notes()))
+                return self._end(JobState.FAILED, f"Duet: writing keys failed: {exc}. Nothing was changed.")
+            return self._end(JobState.DONE, "; ".join([msg] + self._runtime_notes()))
 
     def _runtime_notes(self):
         """What the artist should know about how it ran (CPU fallback, an untrained model)."""
@@ -201,16 +219,15 @@ class Job:
         motion = step.partner_motion
         if isinstance(motion, int):
             motion = self.plan.steps[motion].result["out"]
-        req = {"op": "predict", "id": step.id, "self": step.self_path, "partner": step.partner_path,
-               "partner_motion": motion, "fps": self.plan.fps, "liveliness": self.plan.liveliness,
-               "seed": self.plan.seed + step.seed_offset,
-               "out": os.path.join(self.plan.work_dir, f"step{self.step}.npz")}
-        self.client.send(req)  # if the pipe is gone, the reader's exit event says why on a later tick
-        self.state, self.stage, self._since = "predicting", "predicting", time.monotonic()
+        req = PredictRequest(self_audio=step.self_path, out=os.path.join(self.plan.work_dir, f"step{self.step}.npz"),
+                             partner=step.partner_path, partner_motion=motion, fps=self.plan.fps,
+                             liveliness=self.plan.liveliness, seed=self.plan.seed + step.seed_offset, id=step.id)
+        self.client.send(req.to_json())  # if the pipe is gone, the reader's exit event says why on a later tick
+        self.state, self.stage, self._since = JobState.PREDICTING, "predicting", time.monotonic()
 
     def _end(self, state, message):
         self.state, self.message = state, message
-        if state != "done":
+        if state is not JobState.DONE:
             self.progress = 0.0
         if self.on_end is not None:
             self.on_end(self)

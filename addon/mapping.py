@@ -1,7 +1,8 @@
 """Shape-key name mapping: ARKit channel -> the character's shape key (pure Python, no bpy).
 
-Characters name their keys in many ways (facts.md): exact ARKit, PascalCase, `_L`/`_R` or
-`Left`/`Right` suffixes, prefixes such as `BS_` or `A01_`, Maya namespaces. Matching goes from
+Rigs in the wild name their keys in many ways: exact ARKit (Faceit, Ready Player Me, VRoid),
+PascalCase (Live Link, Unreal), `_L`/`_R` or `Left`/`Right` suffixes, prefixes such as `BS_` or
+`A01_` (Character Creator), Maya namespaces. Matching goes from
 strict to loose so an exact key always wins over a variant.
 """
 

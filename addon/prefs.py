@@ -19,6 +19,10 @@ BACKEND_ITEMS = [
 
 
 class DuetPreferences(bpy.types.AddonPreferences):
+    """No draw() here: addon/ never imports ui/. ui.register() sets ui's drawing as this class's
+    `draw` (and unregister removes it): Blender's preferences editor looks `draw` up on the class
+    each time it draws, so one set after registration is the one it calls."""
+
     bl_idname = ADDON_ID
 
     runtime_python: StringProperty(
@@ -34,11 +38,6 @@ class DuetPreferences(bpy.types.AddonPreferences):
         name="Wheels folder", subtype="DIR_PATH",
         description="Install the runtime from this folder of wheels instead of the internet")
     runtime_info: StringProperty(name="Runtime info", description="What 'Check runtime' last found")
-
-    def draw(self, context):
-        from ..ui import draw_preferences  # drawing lives in ui/
-
-        draw_preferences(self, context, self.layout)
 
 
 _DEFAULTS = SimpleNamespace(runtime_python="", device="AUTO", backend="onnx", model_path="", wheels_dir="",

@@ -12,11 +12,13 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED
 from .mapping import PRESETS
+from .validate import has_shape_keys
 
 
 def _is_character(self, obj):
-    return obj.type == "MESH" and obj.data.shape_keys is not None
+    return has_shape_keys(obj)
 
 
 def _is_head_target(self, obj):
@@ -58,10 +60,10 @@ class DuetSettings(bpy.types.PropertyGroup):
     intensity_head: _intensity("Head")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=0.5, unit="TIME_ABSOLUTE",
                              description="Gaussian smoothing (seconds); 0: as predicted")
-    liveliness: BoolProperty(name="Blinks and gaze", default=True,
+    liveliness: BoolProperty(name="Blinks and gaze", default=DEFAULT_LIVELINESS,
                              description="Add seeded blinks, gaze shifts and idle head sway on top of the "
                                          "network (random by nature: a network cannot predict them)")
-    seed: IntProperty(name="Seed", default=0, min=0, description="Another seed gives another take of "
+    seed: IntProperty(name="Seed", default=DEFAULT_SEED, min=0, description="Another seed gives another take of "
                                                                  "blinks and gaze; the same seed, the same take")
     reduce_keys: BoolProperty(name="Reduce keys", default=False,
                               description="Keep only the keys needed to stay within the tolerance")

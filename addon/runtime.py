@@ -10,9 +10,9 @@ import subprocess
 import sys
 import tempfile
 
-from .client import RuntimeClient
+from ..model_runtime.paths import ROOT, runtime_pythonpath
+from .client import RuntimeClient, protocol_problem
 
-EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the extension folder
 DEVICES = {"AUTO": "auto", "GPU": "cuda", "CPU": "cpu"}
 _BIN = "Scripts" if sys.platform == "win32" else "bin"
 _EXE = "python.exe" if sys.platform == "win32" else "python"
@@ -54,18 +54,12 @@ def find_python(configured=""):
         candidates.append(env_python(managed_env_dir()))
     except Exception:  # no bpy (plain-Python callers)
         pass
-    candidates.append(env_python(os.path.join(EXT_DIR, ".venv")))  # a development checkout
+    candidates.append(env_python(os.path.join(ROOT, ".venv")))  # a development checkout
     for c in candidates:
         if c and os.path.isfile(c):
             return c, None
     return None, ("No runtime Python found: use 'Set up runtime' or set its path in "
                   "Preferences > Add-ons > Duet")
-
-
-def runtime_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([EXT_DIR] + [p for p in [env.get("PYTHONPATH")] if p])
-    return env
 
 
 def check_runtime(python, model=None, backend="onnx", device="auto", timeout=120):
@@ -75,7 +69,7 @@ def check_runtime(python, model=None, backend="onnx", device="auto", timeout=120
         cmd += ["--model", model]
     try:
         cp = subprocess.run(cmd, capture_output=True, cwd=tempfile.gettempdir(),
-                            env=runtime_env(), timeout=timeout)
+                            env=runtime_pythonpath(), timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"Runtime did not run: {exc}"
     if cp.returncode != 0:
@@ -85,6 +79,9 @@ def check_runtime(python, model=None, backend="onnx", device="auto", timeout=120
         info = json.loads(cp.stdout.decode("utf-8", "replace"))
     except ValueError:
         return None, "Runtime check printed something that is not JSON"
+    problem = protocol_problem(info.get("protocol"))
+    if problem is not None:
+        return None, f"Runtime check: {problem}"
     return info, None
 
 
@@ -120,7 +117,7 @@ def get_client(python, model, backend, device):
         _client.stop()
         _client = None
     if _client is None:
-        _client = RuntimeClient(python, EXT_DIR, model=model, backend=backend, device=device)
+        _client = RuntimeClient(python, model=model, backend=backend, device=device)
         try:
             _client.start()
         except OSError:
@@ -152,7 +149,7 @@ def shutdown():
 # --- managed environment ("Set up runtime") ---------------------------------------------------
 
 RUNTIME_PACKAGES = ("numpy", "scipy", "soundfile", "onnxruntime")
-TORCH_PACKAGES = ("torch==2.13.0",)  # the CPU wheel; other specs pull GBs of CUDA (facts.md)
+TORCH_PACKAGES = ("torch==2.13.0",)  # the CPU wheel; other specs pull GBs of CUDA
 
 
 def setup_commands(base_python, env_dir, backend="onnx", wheels_dir="", online=True):

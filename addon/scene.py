@@ -5,7 +5,7 @@ import os
 import bpy
 import numpy as np
 
-from ..model_runtime.channels import ARKIT_NAMES, CHANNELS
+from ..model_runtime.channels import ARKIT_NAMES, CHANNELS, index_of
 from . import animdata
 from .mapping import match_shape_keys
 
@@ -141,13 +141,14 @@ def sample_shape_keys(obj, frames, preset="AUTO"):
         for fc in fcs:
             by_path.setdefault(fc.data_path, []).append((fc, offset))
     found = set()
+    cols = dict(zip(res.mapping, index_of(res.mapping)))
     for ch, kname in res.mapping.items():
+        col = cols[ch]
         path = f'key_blocks["{bpy.utils.escape_identifier(kname)}"].value'
         if path not in by_path:
             # Not animated: the key's static value holds for every frame.
-            out[:, CHANNELS.index(ch)] = key.key_blocks[kname].value
+            out[:, col] = key.key_blocks[kname].value
             continue
-        col = CHANNELS.index(ch)
         for fc, offset in by_path[path]:
             lo, hi = fc.range()
             for i, f in enumerate(frames):

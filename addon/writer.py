@@ -14,6 +14,7 @@ from ..model_runtime.timebase import resample_curves
 from . import animdata
 from .curves import reduce_keys
 from .scene import resolve_mapping, scene_fps
+from .validate import character_problem
 
 LINEAR = 1  # Keyframe.interpolation enum index (CONSTANT, LINEAR, BEZIER)
 
@@ -92,9 +93,9 @@ def _keys(fcurves, path, index, frames, values, tol):
 def write_character(scene, obj, names, weights, opts, tx):
     """Write (T, C) curves named `names` (already at the scene's rate) onto `obj`. Returns a WriteReport."""
     rep = WriteReport()
+    if (why := character_problem(obj, f"'{obj.name}'")) is not None:
+        raise ValueError(why)
     key = obj.data.shape_keys
-    if key is None:
-        raise ValueError(f"'{obj.name}' has no shape keys")
     weights = np.asarray(weights, dtype=np.float32)
     col = {n: j for j, n in enumerate(names)}
     res = resolve_mapping(obj, opts.preset)

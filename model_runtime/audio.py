@@ -3,6 +3,8 @@
 Problems the user can fix raise BadInput with one line naming the file; a silent track is valid.
 """
 
+from __future__ import annotations
+
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,11 +27,11 @@ class Track:
     notes: list = field(default_factory=list)
 
     @property
-    def duration(self):
+    def duration(self) -> float:
         return len(self.samples) / SAMPLE_RATE
 
 
-def silent_track(duration_s, path="(silence)"):
+def silent_track(duration_s: float, path: str = "(silence)") -> Track:
     return Track(np.zeros(int(round(duration_s * SAMPLE_RATE)), np.float32), path)
 
 
@@ -37,7 +39,8 @@ def _bad(path, problem):
     return BadInput(path, problem, code="bad_audio")
 
 
-def load_audio(path):
+def load_audio(path: str | os.PathLike) -> Track:
+    """16 kHz mono float32 from any file soundfile reads; BadInput (code bad_audio) naming the file."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise _bad(path, "audio file not found")
@@ -82,7 +85,7 @@ def load_audio(path):
     return Track(np.ascontiguousarray(mono, dtype=np.float32), path, notes)
 
 
-def resample(x, src_rate, dst_rate):
+def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Band-limited polyphase resampling (anti-aliased), not sample dropping."""
     ratio = Fraction(int(dst_rate), int(src_rate)).limit_denominator(1000)
     out = resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
@@ -90,7 +93,7 @@ def resample(x, src_rate, dst_rate):
     return out[:want] if len(out) >= want else np.pad(out, (0, want - len(out)))
 
 
-def pad_to_same_length(a, b):
+def pad_to_same_length(a: Track, b: Track) -> list[str]:
     """Pad the shorter track with silence (design: tracks of different lengths), with a note."""
     n = max(len(a.samples), len(b.samples))
     notes = []
@@ -108,5 +111,5 @@ def _short(exc):
     return msg if len(msg) < 160 else msg[:157] + "..."
 
 
-def db_to_gain(db):
+def db_to_gain(db: float) -> float:
     return math.pow(10.0, db / 20.0)

@@ -40,8 +40,7 @@ class OnnxBackend(Backend):
                          "cuda" if provider.startswith("CUDA") else "cpu", provider, notes)
 
     def run(self, self_audio, partner_audio, partner_motion, motion_known):
-        feeds = {"self_mel": self_audio, "partner_mel": partner_audio,
-                 "partner_motion": partner_motion, "motion_known": motion_known}
+        feeds = dict(zip(model_file.INPUT_NAMES, (self_audio, partner_audio, partner_motion, motion_known)))
         return self.session.run(None, feeds)[0]
 
 

@@ -1,8 +1,8 @@
 """`make bench`: speed and memory of the runtime, measured in one run, printed as a table.
 
 Each measurement runs in its own process (a warm model, as `serve` keeps it), so peak memory
-is that process's own. Targets (issue 2): ONNX on 2 CPU cores >= 200x real time on a
-10-minute conversation, peak memory < 1.5 GB even for 1 hour; torch on an H200 >= 5,000x.
+is that process's own. Targets: ONNX on 2 CPU cores >= 200x real time on a 10-minute
+conversation, peak memory < 1.5 GB even for 1 hour; torch on an H200 >= 5,000x.
 """
 
 import argparse
@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from .paths import runtime_pythonpath
+from .request import PredictRequest
 
 DURATIONS = (10, 60, 600)
 MEMORY_DURATION = 3600
@@ -37,18 +40,17 @@ def conversation(seconds, seed):
 
 def child(args):
     """One measurement: load, warm up, time one job end to end (files in, file out)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from model_runtime.backends import load_backend
-    from model_runtime.cli import run_job
-    from model_runtime.inference import Predictor
+    from .backends import load_backend
+    from .inference import Predictor
+    from .predict import run_predict
 
     t0 = time.perf_counter()
     backend = load_backend(args.model, args.backend, args.device)
     pred = Predictor(backend)
     load_s = time.perf_counter() - t0
-    run_job(pred, args.warm, None, None, 30.0, args.out)  # first-call costs are not throughput
+    run_predict(pred, PredictRequest(args.warm, args.out))  # first-call costs are not throughput
     t0 = time.perf_counter()
-    done = run_job(pred, args.self_audio, args.partner, None, 30.0, args.out)
+    done = run_predict(pred, PredictRequest(args.self_audio, args.out, partner=args.partner))
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"wall": wall, "load": load_s, "peak_mb": peak_mb, "device": backend.device,
@@ -58,7 +60,8 @@ def child(args):
 def measure(model, backend, device, a, b, warm, out):
     r = subprocess.run([sys.executable, "-m", "model_runtime.bench", "--child", "--model", str(model),
                         "--backend", backend, "--device", device, "--self", str(a), "--partner", str(b),
-                        "--warm", str(warm), "--out", str(out)], capture_output=True, text=True)
+                        "--warm", str(warm), "--out", str(out)], capture_output=True, text=True,
+                       env=runtime_pythonpath())
     if r.returncode != 0:
         raise RuntimeError(f"bench child failed: {r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -66,14 +69,14 @@ def measure(model, backend, device, a, b, warm, out):
 
 def model_for_bench(tmp):
     """The shipped model if there is one; else random weights of the shipped size (speed only)."""
-    from model_runtime.model_file import SHIPPED_MODEL
+    from .model_file import SHIPPED_MODEL
 
     if SHIPPED_MODEL.exists() and SHIPPED_MODEL.with_suffix(".pt").exists():
         return SHIPPED_MODEL, "shipped model"
     pt, onnx = Path(tmp) / "bench.pt", Path(tmp) / "bench.onnx"
     for cmd in (["init", "--out", pt], ["export", "--checkpoint", pt, "--out", onnx]):
         subprocess.run([sys.executable, "-m", "model_runtime", *map(str, cmd)], check=True,
-                       capture_output=True)
+                       capture_output=True, env=runtime_pythonpath())
     return onnx, "random weights of the shipped size (no trained model shipped yet; speed is the same)"
 
 

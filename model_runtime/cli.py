@@ -1,4 +1,4 @@
-"""Command line (design.md, exactly): predict / serve / info, plus init and export for models.
+"""Command line (a contract: other tools call it exactly): predict / serve / info, plus init and export.
 
 Exit codes of predict: 0 done; 2 bad input (one line on stderr naming the file and the
 problem, no traceback); 1 internal error.
@@ -6,16 +6,14 @@ problem, no traceback); 1 internal error.
 
 import argparse
 import json
-import os
 import sys
-import time
 import traceback
 
 from . import __version__
-from .errors import BadInput, Cancelled, NoModel
+from .errors import BadInput, NoModel
+from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED, PROTOCOL_VERSION, PredictRequest
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
-OUT_SUFFIXES = (".npz", ".csv")
 
 
 def _add_model_args(p):
@@ -32,11 +30,13 @@ def build_parser():
     p.add_argument("--partner", default=None, help="the partner's voice (omit: silent partner)")
     p.add_argument("--partner-motion", default=None,
                    help="the partner's face: Live Link Face .csv or Duet .npz (omit: unknown)")
-    p.add_argument("--fps", type=float, default=30.0, help="output frame rate, e.g. 24, 29.97, 60")
+    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate, e.g. 24, 29.97, 60")
     p.add_argument("--out", required=True, help="result file: .npz or .csv (Live Link Face)")
-    p.add_argument("--liveliness", default="on", choices=["on", "off"],
-                   help="add seeded blinks, gaze shifts and idle head sway (default on)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the liveliness layer (same seed, same result)")
+    on_off = "on" if DEFAULT_LIVELINESS else "off"
+    p.add_argument("--liveliness", default=on_off, choices=["on", "off"],
+                   help=f"add seeded blinks, gaze shifts and idle head sway (default {on_off})")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help="seed of the liveliness layer (same seed, same result)")
     _add_model_args(p)
     s = sub.add_parser("serve", help="JSONL server on stdin/stdout (the Blender add-on's channel)")
     _add_model_args(s)
@@ -69,59 +69,20 @@ def main(argv=None):
         return EXIT_INTERNAL
 
 
-def run_job(predictor, self_path, partner_path, motion_path, fps, out, progress=None, cancel=None,
-            liveliness=True, seed=0):
-    """One prediction, shared by `predict` and `serve`. Validates all inputs before any work and
-    writes the result atomically (a temp file renamed), so a failed job leaves nothing behind."""
-    from .audio import load_audio
-    from .motion_io import read_motion, write_motion
-
-    if not str(out).lower().endswith(OUT_SUFFIXES):
-        raise BadInput(out, "output must end in .npz or .csv", code="bad_request")
-    if not (fps and 1.0 <= fps <= 1000.0):
-        raise BadInput(None, f"fps must be between 1 and 1000, got {fps}", code="bad_request")
-    out_dir = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(out_dir):
-        raise BadInput(out, "output folder does not exist", code="bad_request")
-    t0 = time.perf_counter()
-    if progress:
-        progress("audio", 0.0)
-    self_track = load_audio(self_path)
-    partner_track = load_audio(partner_path) if partner_path else None
-    motion = read_motion(motion_path) if motion_path else None
-    result = predictor.predict(self_track, partner_track, motion, fps, progress, cancel, liveliness, seed)
-    del self_track, partner_track
-    if cancel is not None and cancel():
-        raise Cancelled("cancelled")
-    tmp = f"{out}.part{os.path.splitext(out)[1]}"
-    try:
-        write_motion(tmp, result.weights, result.fps)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return {"out": os.fspath(out), "frames": int(len(result.weights)), "fps": result.fps,
-            "duration": result.duration, "seconds": round(time.perf_counter() - t0, 4),
-            "notes": result.notes}
-
-
-def load_predictor(args):
-    from .backends import load_backend
-    from .inference import Predictor
-
-    backend = load_backend(args.model, args.backend, args.device)
-    for note in backend.notes:
-        print(f"note: {note}", file=sys.stderr)
-    if not backend.trained:
-        print(f"warning: {backend.path} is a randomly initialised, untrained network: its output is "
-              "not animation", file=sys.stderr)
-    return Predictor(backend)
+def predict_request(args):
+    """The command line's arguments as the one request type, validated as the server validates
+    its requests (RequestError: exit code 2, one line naming the option)."""
+    return PredictRequest(self_audio=args.self_audio, out=args.out, partner=args.partner,
+                          partner_motion=args.partner_motion, fps=args.fps,
+                          liveliness=args.liveliness == "on", seed=args.seed)
 
 
 def cmd_predict(args):
-    predictor = load_predictor(args)
-    done = run_job(predictor, args.self_audio, args.partner, args.partner_motion, args.fps, args.out,
-                   liveliness=args.liveliness == "on", seed=args.seed)
+    from .predict import load_predictor, run_predict
+
+    request = predict_request(args)  # before the model loads: a typo costs no seconds
+    predictor = load_predictor(args.model, args.backend, args.device)
+    done = run_predict(predictor, request)
     for note in done["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {done['out']}: {done['frames']} frames at {done['fps']:g} fps "
@@ -138,7 +99,8 @@ def cmd_serve(args):
 def cmd_info(args):
     from .backends import available_backends, load_backend
 
-    info = {"version": __version__, "backends": available_backends(), "python": sys.executable}
+    info = {"version": __version__, "protocol": PROTOCOL_VERSION, "backends": available_backends(),
+            "python": sys.executable}
     try:
         import onnxruntime as ort
 

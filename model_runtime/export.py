@@ -5,10 +5,8 @@ import warnings
 
 import numpy as np
 
-from .model_file import load_checkpoint, onnx_metadata
+from .model_file import INPUT_NAMES, OUTPUT_NAMES, load_checkpoint, onnx_metadata
 
-INPUT_NAMES = ["self_mel", "partner_mel", "partner_motion", "motion_known"]
-OUTPUT_NAMES = ["channels"]
 OPSET = 17
 
 
@@ -28,8 +26,8 @@ def export_onnx(checkpoint, out):
     axes.update({n: {0: "batch", 1: "time"} for n in INPUT_NAMES[2:] + OUTPUT_NAMES})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and LSTM batch notes
-        torch.onnx.export(model, args, os.fspath(out), dynamo=False, input_names=INPUT_NAMES,
-                          output_names=OUTPUT_NAMES, dynamic_axes=axes, opset_version=OPSET)
+        torch.onnx.export(model, args, os.fspath(out), dynamo=False, input_names=list(INPUT_NAMES),
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=OPSET)
     proto = onnx.load(os.fspath(out))
     for key, value in onnx_metadata(cfg, meta["trained"], meta["info"]).items():
         entry = proto.metadata_props.add()

@@ -5,7 +5,10 @@ windows of cfg.window_frames, run in batches, and cross-faded over cfg.overlap_f
 memory stays bounded and cost grows linearly with length.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -14,6 +17,8 @@ from .channels import NUM_ARKIT
 from .errors import Cancelled
 from .features import LogMel, MelConfig
 from .liveliness import add_liveliness, voice_activity
+from .motion_io import Motion
+from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED
 from .timebase import frame_count, resample_curves
 
 
@@ -93,9 +98,13 @@ class Predictor:
                 progress("network", min(1.0, (b0 + len(batch)) / len(starts)))
         return out / np.maximum(wsum, 1e-8)
 
-    def predict(self, self_track: Track, partner_track: Track = None, partner_motion=None,
-                fps=30.0, progress=None, cancel=None, liveliness=True, seed=0):
-        """liveliness: add seeded blinks, gaze shifts and idle head sway (liveliness.py)."""
+    def predict(self, self_track: Track, partner_track: Track | None = None, partner_motion: Motion | None = None,
+                fps: float = DEFAULT_FPS, progress: Callable[[str, float], None] | None = None,
+                cancel: Callable[[], bool] | None = None, liveliness: bool = DEFAULT_LIVELINESS,
+                seed: int = DEFAULT_SEED) -> Result:
+        """Curves (n, 55) at `fps` for the own voice, given the partner's voice (None: silent) and
+        face (None: unknown). progress(stage, 0..1) is called as it goes; cancel() is checked between
+        batches. liveliness: add seeded blinks, gaze shifts and idle head sway (liveliness.py)."""
         cfg = self.cfg
         notes = list(self_track.notes)
         if partner_track is None:

@@ -12,9 +12,13 @@ from pathlib import Path
 from .channels import CHANNELS
 from .config import DualTalkConfig
 from .errors import NoModel
+from .paths import ASSETS
 
 FORMAT = "duet-dualtalk"
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# The ONNX graph's inputs, in the network's argument order, and its output: export names them,
+# the ONNX backend feeds them (here, because neither may import the other's runtime).
+INPUT_NAMES = ("self_mel", "partner_mel", "partner_motion", "motion_known")
+OUTPUT_NAMES = ("channels",)
 SHIPPED_MODEL = ASSETS / "duet_dualtalk.onnx"
 
 
@@ -35,6 +39,11 @@ def resolve(path, suffix):
         return candidate
     if not path.exists():
         raise NoModel(f"{path}: model file not found")
+    if suffix == ".pt":
+        # The extension zip ships the ONNX file only; the checkpoint is in a checkout's assets/.
+        raise NoModel(f"the PyTorch backend needs a .pt checkpoint and there is none at {candidate}: "
+                      "set the model path (Duet's preferences, or --model) to a .pt file, "
+                      "or use the ONNX backend")
     raise NoModel(f"{path}: no {suffix} file beside it ({candidate.name}) for this backend")
 
 

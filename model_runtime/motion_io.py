@@ -4,9 +4,12 @@ A motion is (names, weights (T, C) float32, fps). Names are matched case-insensi
 Duet's 55 channels; positions never matter (exporters order columns differently).
 """
 
+from __future__ import annotations
+
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,10 +32,10 @@ class Motion:
     times: np.ndarray = None  # (T,) seconds of each row when the source was irregular
 
     @property
-    def duration(self):
+    def duration(self) -> float:
         return len(self.weights) / self.fps
 
-    def resampled(self, fps, n_frames):
+    def resampled(self, fps: float, n_frames: int) -> np.ndarray:
         """(n_frames, 55) float32 at fps, interpolated from this motion's own timestamps."""
         src_t = self.times if self.times is not None else np.arange(len(self.weights)) / self.fps
         return resample_at_times(self.weights, src_t, np.arange(n_frames) / fps)
@@ -57,7 +60,7 @@ def _to_channels(names, data, path):
     return out, [c for c in CHANNELS if c not in found]
 
 
-def parse_timecode(text, rate):
+def parse_timecode(text: str, rate: float) -> float:
     """'13:13:04:31.652' (hh:mm:ss:frame.subframe at `rate`) -> seconds."""
     h, m, s, f = text.strip().split(":")
     return int(h) * 3600 + int(m) * 60 + int(s) + float(f) / rate
@@ -71,7 +74,8 @@ def _guess_timecode_rate(frame_fields):
     return LLF_DEFAULT_TIMECODE_RATE if top <= LLF_DEFAULT_TIMECODE_RATE else LLF_TIMECODE_RATES[-1]
 
 
-def read_llf_csv(path):
+def read_llf_csv(path: str | os.PathLike) -> Motion:
+    """A Live Link Face CSV (timecoded rows, any column order); BadInput (code bad_motion) when unreadable."""
     path = os.fspath(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -113,7 +117,8 @@ def read_llf_csv(path):
     return Motion(weights, fps, missing, times)
 
 
-def read_npz_motion(path):
+def read_npz_motion(path: str | os.PathLike) -> Motion:
+    """A Duet .npz (names, weights, fps); BadInput (code bad_motion) when it is not one."""
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -132,7 +137,7 @@ def read_npz_motion(path):
     return Motion(weights, fps, missing)
 
 
-def read_motion(path):
+def read_motion(path: str | os.PathLike) -> Motion:
     """Partner motion from a Live Link Face CSV or a Duet .npz."""
     if not os.path.exists(path):
         raise BadInput(path, "motion file not found", code="bad_motion")
@@ -141,12 +146,12 @@ def read_motion(path):
     return read_llf_csv(path)
 
 
-def write_npz(path, weights, fps, names=CHANNELS):
+def write_npz(path: str | os.PathLike, weights: np.ndarray, fps: float, names: Sequence[str] = CHANNELS) -> None:
     np.savez(path, names=np.array(names), weights=np.asarray(weights, dtype=np.float32),
              fps=np.float64(fps))
 
 
-def format_timecode(seconds, rate=LLF_DEFAULT_TIMECODE_RATE):
+def format_timecode(seconds: float, rate: float = LLF_DEFAULT_TIMECODE_RATE) -> str:
     total_frames = seconds * rate
     whole_s = int(math.floor(total_frames / rate + 1e-9))
     frame = total_frames - whole_s * rate
@@ -155,7 +160,8 @@ def format_timecode(seconds, rate=LLF_DEFAULT_TIMECODE_RATE):
     return f"{h:02d}:{m:02d}:{s:02d}:{frame:06.3f}"
 
 
-def write_llf_csv(path, weights, fps, names=CHANNELS):
+def write_llf_csv(path: str | os.PathLike, weights: np.ndarray, fps: float,
+                  names: Sequence[str] = CHANNELS) -> None:
     """Write curves as a Live Link Face CSV (61 columns, same header and Timecode format).
 
     Eye yaw/pitch/roll are not in Duet's channel set and are written as 0.
@@ -171,7 +177,9 @@ def write_llf_csv(path, weights, fps, names=CHANNELS):
             w.writerow([format_timecode(i / fps), len(LLF_BLENDSHAPES), *vals])
 
 
-def write_motion(path, weights, fps, names=CHANNELS):
+def write_motion(path: str | os.PathLike, weights: np.ndarray, fps: float,
+                 names: Sequence[str] = CHANNELS) -> None:
+    """.csv: Live Link Face; anything else: Duet .npz."""
     if str(path).lower().endswith(".csv"):
         write_llf_csv(path, weights, fps, names)
     else:

@@ -12,9 +12,12 @@ import threading
 import traceback
 
 from . import __version__
-from .errors import BadInput, Cancelled, NoModel
+from .errors import BadInput, Cancelled, NoModel, clip
+from .predict import load_predictor, run_predict
+from .request import PROTOCOL_VERSION, PredictRequest, RequestError, check_id
 
 PROGRESS_STEP = 0.05  # progress events at most every 5 %: the pipe is not a log
+MESSAGE_LIMIT = 1000  # an error message quotes at most this much, whatever an exception carried
 
 
 class Channel:
@@ -41,9 +44,7 @@ class Server:
         self.predictor, self.model_error = None, None
         self.stopping = False
         try:
-            from .cli import load_predictor
-
-            self.predictor = load_predictor(args)
+            self.predictor = load_predictor(args.model, args.backend, args.device)
         except NoModel as exc:
             self.model_error = str(exc)
             print(f"error: {exc}", file=sys.stderr)
@@ -52,7 +53,7 @@ class Server:
         from .backends import available_backends
 
         desc = self.predictor.backend.describe() if self.predictor else {}
-        return dict(event="ready", version=__version__, backends=available_backends(),
+        return dict(event="ready", version=__version__, protocol=PROTOCOL_VERSION, backends=available_backends(),
                     backend=desc.get("backend"), device=desc.get("device"),
                     provider=desc.get("provider"), gpu=desc.get("gpu"), model=desc.get("model"),
                     trained=desc.get("trained", False), model_error=self.model_error,
@@ -69,26 +70,34 @@ class Server:
                 if not isinstance(req, dict) or not isinstance(req.get("op"), str):
                     raise ValueError("a request is a JSON object with an 'op'")
             except ValueError as exc:
-                self.channel.send(event="error", id=None, code="bad_request",
-                                  message=f"malformed request line ({exc}): {line[:80]}")
+                self.error(None, "bad_request", f"malformed request line ({exc}): {line[:80]}")
                 continue
             op, rid = req["op"], req.get("id")
-            if op == "hello":
-                self.channel.send(**self.ready_event())
-            elif op == "predict":
-                self.jobs.put(req)
-            elif op == "cancel":
-                with self.lock:
-                    self.cancelled.add(rid)
-            elif op == "shutdown":
-                with self.lock:
-                    self.stopping = True  # queued jobs are dropped, the running one cancelled
-                    if self.current is not None:
-                        self.cancelled.add(self.current)
-                break
-            else:
-                self.channel.send(event="error", id=rid, code="bad_request", message=f"unknown op {op!r}")
+            try:
+                if op == "hello":
+                    self.channel.send(**self.ready_event())
+                elif op == "predict":
+                    # Validated once, here: a bad field is answered at once, and jobs only ever
+                    # see a well-formed request.
+                    self.jobs.put(PredictRequest.from_json(req))
+                elif op == "cancel":
+                    rid = check_id(rid)  # a list or an object as id would break the cancel set
+                    with self.lock:
+                        self.cancelled.add(rid)
+                elif op == "shutdown":
+                    with self.lock:
+                        self.stopping = True  # queued jobs are dropped, the running one cancelled
+                        if self.current is not None:
+                            self.cancelled.add(self.current)
+                    break
+                else:
+                    raise RequestError("op", f"unknown op {clip(repr(op))}")
+            except RequestError as exc:
+                self.error(_echo_id(rid), exc.code, str(exc))
         self.jobs.put(None)  # shutdown or stdin closed: finish after the current job
+
+    def error(self, rid, code, message):
+        self.channel.send(id=rid, event="error", code=code, message=clip(message, MESSAGE_LIMIT))
 
     # -- main thread: jobs, one at a time -----------------------------------------------------
     def run(self):
@@ -100,14 +109,12 @@ class Server:
         self.channel.send(event="bye")
         return 0
 
-    def run_job(self, req):
-        from .cli import run_job
-
-        rid = req.get("id")
+    def run_job(self, req: PredictRequest):
+        rid = req.id
         with self.lock:
             if rid in self.cancelled or self.stopping:
                 self.cancelled.discard(rid)
-                self.channel.send(id=rid, event="error", code="cancelled", message="cancelled before start")
+                self.error(rid, "cancelled", "cancelled before start")
                 return
             self.current = rid
         last = {"stage": None, "value": -1.0}
@@ -124,24 +131,25 @@ class Server:
         try:
             if self.predictor is None:
                 raise NoModel(self.model_error)
-            missing = [k for k in ("self", "out") if not req.get(k)]
-            if missing:
-                raise BadInput(None, f"predict needs {', '.join(missing)}", code="bad_request")
-            done = run_job(self.predictor, req["self"], req.get("partner"), req.get("partner_motion"),
-                           float(req.get("fps") or 30.0), req["out"], progress, cancel,
-                           liveliness=bool(req.get("liveliness", True)), seed=int(req.get("seed") or 0))
+            done = run_predict(self.predictor, req, progress, cancel)
             self.channel.send(id=rid, event="done", **done)
         except (BadInput, NoModel, Cancelled) as exc:
-            self.channel.send(id=rid, event="error", code=getattr(exc, "code", "bad_input"),
-                              message=str(exc))
+            self.error(rid, getattr(exc, "code", "bad_input"), str(exc))
         except Exception as exc:
             traceback.print_exc()
-            self.channel.send(id=rid, event="error", code="internal",
-                              message=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            self.error(rid, "internal", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         finally:
             with self.lock:
                 self.current = None
                 self.cancelled.discard(rid)
+
+
+def _echo_id(rid):
+    """The id to answer a refused request with: its own when well-formed, else null."""
+    try:
+        return check_id(rid)
+    except RequestError:
+        return None
 
 
 def serve(args):

@@ -7,6 +7,7 @@ from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..addon import export, generate, llf, runtime, scene, validate
+from ..addon.job import JobState
 from ..addon.prefs import get_prefs
 
 
@@ -31,7 +32,7 @@ class DUET_OT_generate(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _poll(cls, validate.generate_reason(context))
+        return _poll(cls, validate.generate_reason(context, generate.current_job()))
 
     def execute(self, context):
         try:
@@ -40,8 +41,8 @@ class DUET_OT_generate(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if self.wait:
-            self.report({"INFO"} if job.state == "done" else {"ERROR"}, job.message)
-            return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
+            self.report({"INFO"} if job.state is JobState.DONE else {"ERROR"}, job.message)
+            return {"FINISHED"} if job.state is JobState.DONE else {"CANCELLED"}
         return {"FINISHED"}
 
     def invoke(self, context, event):
@@ -60,8 +61,8 @@ class DUET_OT_generate(bpy.types.Operator):
             if event.type == "ESC" and event.value == "PRESS":
                 generate.cancel()
             return {"PASS_THROUGH"}
-        self.report({"INFO"} if job.state == "done" else {"WARNING"}, job.message)
-        return {"FINISHED"} if job.state == "done" else {"CANCELLED"}
+        self.report({"INFO"} if job.state is JobState.DONE else {"WARNING"}, job.message)
+        return {"FINISHED"} if job.state is JobState.DONE else {"CANCELLED"}
 
 
 class DUET_OT_cancel(bpy.types.Operator):
@@ -72,7 +73,7 @@ class DUET_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _poll(cls, validate.cancel_reason(context))
+        return _poll(cls, validate.cancel_reason(generate.current_job()))
 
     def execute(self, context):
         generate.cancel()
@@ -87,19 +88,18 @@ class DUET_OT_check_runtime(bpy.types.Operator):
 
     def execute(self, context):
         prefs = get_prefs(context)
-        python, why = runtime.find_python(prefs.runtime_python)
-        if python is None:
-            self.report({"ERROR"}, why)
+        try:
+            config = generate.runtime_config(context)  # the runtime a generation would use
+        except generate.UserError as exc:
+            self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        info, why = runtime.check_runtime(
-            python, bpy.path.abspath(prefs.model_path) if prefs.model_path else None, prefs.backend,
-            runtime.DEVICES.get(prefs.device, "auto"))
+        info, why = runtime.check_runtime(config.python, config.model, config.backend, config.device)
         if info is None:
             self.report({"ERROR"}, why)
             return {"CANCELLED"}
         if hasattr(prefs, "bl_rna"):  # not the defaults stand-in
             prefs.runtime_info = json.dumps(info)
-        self.report({"INFO"}, f"{runtime.describe_info(info)} ({python})")
+        self.report({"INFO"}, f"{runtime.describe_info(info)} ({config.python})")
         return {"FINISHED"}
 
 
@@ -215,7 +215,7 @@ class DUET_OT_export_csv(bpy.types.Operator, ExportHelper):
         try:
             n = llf.export_csv(context.scene, validate.character(context), self.filepath,
                                preset=context.scene.duet.mapping_preset)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             self.report({"ERROR"}, f"Export failed: {exc}")
             return {"CANCELLED"}
         self.report({"INFO"}, f"Wrote {n} frames to {self.filepath}")
@@ -227,15 +227,6 @@ class _ExportBase(ExportHelper):
     def poll(cls, context):
         return _poll(cls, validate.character_reason(context))
 
-    def _objects(self, context):
-        s = context.scene.duet
-        objs = [validate.character(context)]
-        if s.conversation and s.character_b is not None:
-            objs.append(s.character_b)
-        if s.head_target != "NONE" and s.head_object is not None and s.head_object not in objs:
-            objs.append(s.head_object)
-        return objs
-
 
 class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
     """Export the character(s) as glTF binary with shape-key animation"""
@@ -246,7 +237,7 @@ class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
     filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
 
     def execute(self, context):
-        export.export_gltf(context, self.filepath, self._objects(context))
+        export.export_gltf(context, self.filepath, export.export_objects(context))
         return {"FINISHED"}
 
 
@@ -259,7 +250,7 @@ class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
 
     def execute(self, context):
-        export.export_fbx(context, self.filepath, self._objects(context))
+        export.export_fbx(context, self.filepath, export.export_objects(context))
         return {"FINISHED"}
 
 

@@ -55,11 +55,12 @@ def main(argv):
 
     bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend), load_ui=False)
     duet_load.enable()
-    from duet.addon import export, generate
+    from duet.addon import export, generate, validate
+    from duet.addon.job import JobState
 
     obj = bpy.data.objects.get(args.object)
-    if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
-        return fail(f"{args.blend}: no mesh with shape keys named '{args.object}'")
+    if (why := validate.character_problem(obj, f"{args.blend}: --object {args.object}")) is not None:
+        return fail(why)
     prefs = bpy.context.preferences.addons["duet"].preferences
     prefs.model_path = os.path.abspath(args.model) if args.model else ""
     prefs.backend, prefs.device = args.backend, args.device
@@ -77,7 +78,7 @@ def main(argv):
             job = generate.start(bpy.context, wait=True, timeout=args.timeout or None)
         except generate.UserError as exc:
             return fail(str(exc))
-        if job.state != "done":
+        if job.state is not JobState.DONE:
             return fail(job.message, 2 if "Bad " in job.message else 1)
         print(job.message)
         bpy.ops.wm.save_as_mainfile(filepath=os.path.abspath(args.out))

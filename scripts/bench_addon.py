@@ -46,8 +46,10 @@ def main():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     duet_load.enable()
     from duet.addon import generate, runtime
+    from duet.addon.job import JobState
     from duet.addon.writer import Transaction, WriteOptions, write_character
     from duet.model_runtime.channels import ARKIT_NAMES, CHANNELS
+    from duet.model_runtime.paths import runtime_pythonpath
 
     scene = bpy.context.scene
     scene.render.fps = 30
@@ -64,7 +66,7 @@ def main():
     if python is None:
         sys.exit(why)
     if not model:
-        env = dict(os.environ, PYTHONPATH=duet_load.REPO)
+        env = runtime_pythonpath()
         pt, model = os.path.join(tmp, "r.pt"), os.path.join(tmp, "r.onnx")
         for a in (["init", "--out", pt], ["export", "--checkpoint", pt, "--out", model]):
             subprocess.run([python, "-m", "model_runtime", *a], check=True, env=env, cwd=duet_load.REPO,
@@ -79,7 +81,7 @@ def main():
     for label in ("cold (runtime starts)", "warm"):
         t0 = time.perf_counter()
         job = generate.start(bpy.context, wait=True)
-        assert job.state == "done", job.message
+        assert job.state is JobState.DONE, job.message
         print(f"Generate, 30 s conversation, {label}: keys in {time.perf_counter() - t0:.2f} s")
     generate.stop_all()
     shutil.rmtree(tmp, ignore_errors=True)

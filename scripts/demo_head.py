@@ -15,13 +15,22 @@ Geometry is numpy in "head units" (cranium radius ~1), scaled to metres at the e
 closed surface with the pole of its rings at the mouth: the rings run from the back of the mouth
 cavity, over the lips, across the face to the back of the head, so the lips and the dark mouth
 interior are part of the skin and the mouth opens without holes or seams.
+
+Each shape key is a row of `KEYS`: named regions of the face (`_regions`) moved by set amounts, an
+eye pose or a turn of the jaw; each Right key is its Left row mirrored.
 """
 
 import argparse
 import os
 import sys
+from typing import NamedTuple
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+
+from model_runtime.channels import ARKIT_NAMES  # noqa: E402
+from model_runtime.paths import ASSETS  # noqa: E402
 
 UNIT = 0.105                            # metres per head unit: the head is ~0.24 m chin to crown
 PIVOT = np.array([0.0, 0.10, -1.12])    # neck pivot in head units = the object origin
@@ -437,9 +446,100 @@ def _build_geometry():
 
 # ---------------------------------------------------------------- shape keys
 
-def _shape_keys(base, P):
-    """Target positions of the 52 ARKit keys (head units), each a local, named deformation."""
-    targets = {}
+class Key(NamedTuple):
+    """One shape key as data; `_key_target` applies it, in this order:
+
+    moves  (weight, amount) pairs, summed. The weight is the product of the regions it names
+           (`_regions`, e.g. "mouth_area * rel_z"); the amount is a displacement (x, y, z) in head
+           units or, where the weight names a per-vertex direction (normal, jaw_open), its scale.
+    eye    this side's eye pose (`_pose_eye`): lid edge angles, the eyeball's turn.
+    jaw    the jaw-weighted vertices turn about the hinge by jaw * JAW_ANGLE.
+    """
+    moves: tuple = ()
+    eye: dict = None
+    jaw: float = 0.0
+
+
+# The 52 ARKit keys. A "...Left" key is the character's own left (+X); its "...Right" twin is the
+# mirror image: the same row with every region taken on the right side and every X flipped.
+KEYS = {
+    # ---- jaw
+    "jawOpen": Key(jaw=1.0),
+    "jawForward": Key([("jaw", (0.0, -0.09, 0.0))]),
+    "jawLeft": Key([("jaw", (0.09, 0.0, 0.0))]),
+    # lips meet while the jaw is open: it cancels jawOpen's lip motion, mostly the lower lip's
+    "mouthClose": Key([("jaw_open * lower_lips", -0.8), ("lip_gap * upper_lips", (0.0, 0.0, 0.2))]),
+
+    # ---- lips: funnel (open "O", lips flared forward), pucker (closed, narrow, pushed forward)
+    "mouthFunnel": Key([("mouth_or_lips * rel_x", (-0.38, 0.0, 0.0)), ("mouth_area", (0.0, -0.10, 0.0)),
+                        ("bulge", (0.0, -0.05, 0.0)), ("lip_opening", (0.0, 0.0, 0.085)),
+                        ("lip_flare", (0.0, 0.0, 0.05))]),
+    "mouthPucker": Key([("mouth_or_lips * rel_x", (-0.55, 0.0, 0.0)), ("mouth_area", (0.0, -0.11, 0.0)),
+                        ("bulge", (0.0, -0.05, 0.0)), ("mouth_area * off_lips * rel_z", (0.0, 0.0, -0.25)),
+                        ("normal * bulge", 0.03)]),
+    "mouthLeft": Key([("mouth_shift", (0.10, 0.02, 0.0))]),
+
+    # ---- corners: smile (up and back), frown (down), dimple (back), stretch (out and down)
+    "mouthSmileLeft": Key([("corner", (0.07, 0.08, 0.14)), ("smile_cheek", (0.015, -0.03, 0.05))]),
+    "mouthFrownLeft": Key([("corner", (0.01, 0.01, -0.12))]),
+    "mouthDimpleLeft": Key([("dimple", (0.04, 0.06, 0.0))]),
+    "mouthStretchLeft": Key([("stretch", (0.08, 0.03, -0.045))]),
+    # press: lips flatten and squeeze together on this side
+    "mouthPressLeft": Key([("normal * lip_h * bulge * press", -0.8), ("press * is_lip * rel_z", (0.0, 0.0, -0.35)),
+                           ("press", (0.02, 0.0, 0.0))]),
+    # lower lip down / upper lip up on this side (shows the teeth)
+    "mouthLowerDownLeft": Key([("lower_lip_side", (0.0, 0.01, -0.085))]),
+    "mouthUpperUpLeft": Key([("upper_lip_side", (0.0, -0.01, 0.07))]),
+
+    # ---- rolls (lips turn in and thin out) and shrugs (lip pushed up)
+    "mouthRollLower": Key([("lower_lips * lips_and_skin * bulge", (0.0, 0.06, 0.0)),
+                           ("lower_lips * lips_and_skin", (0.0, 0.02, 0.0)),
+                           ("lower_lips * is_lip * rel_z", (0.0, 0.0, -0.55)),
+                           ("lower_lips * is_skin", (0.0, 0.0, 0.02))]),
+    "mouthRollUpper": Key([("upper_lips * lips_and_skin * bulge", (0.0, 0.06, 0.0)),
+                           ("upper_lips * lips_and_skin", (0.0, 0.02, 0.0)),
+                           ("upper_lips * is_lip * rel_z", (0.0, 0.0, -0.55)),
+                           ("upper_lips * is_skin", (0.0, 0.0, -0.02))]),
+    "mouthShrugLower": Key([("lower_lip_and_chin", (0.0, -0.03, 0.06))]),
+    "mouthShrugUpper": Key([("upper_lips * lips_and_skin", (0.0, -0.025, 0.045))]),
+
+    # ---- cheeks
+    "cheekPuff": Key([("normal * cheeks", 0.16), ("is_lip", (0.0, -0.02, 0.0))]),
+    # cheek squint: the cheek rises under the eye and pushes the lower lid up
+    "cheekSquintLeft": Key([("cheek_squint", (0.01, -0.01, 0.06))], eye=dict(low=LOW_EDGE + 0.25)),
+
+    # ---- eyes: the ball turns, the lids swing about the eye's X axis. A blink splits the travel
+    # over both lids (and the upper swells a little) so that half a blink keeps the lid outside the
+    # eyeball even though shape keys move in straight lines.
+    "eyeBlinkLeft": Key(eye=dict(up=UP_CLOSED, up_scale=1.07, low=LOW_CLOSED)),
+    "eyeWideLeft": Key(eye=dict(up=UP_EDGE + 0.42, low=LOW_EDGE - 0.12)),
+    "eyeSquintLeft": Key(eye=dict(up=UP_EDGE - 0.16, low=LOW_EDGE + 0.36)),
+    "eyeLookUpLeft": Key(eye=dict(pitch=0.38, up=UP_EDGE + 0.18)),
+    "eyeLookDownLeft": Key(eye=dict(pitch=-0.38, up=UP_EDGE - 0.38, low=LOW_EDGE - 0.08)),
+    "eyeLookOutLeft": Key(eye=dict(yaw=0.50)),
+    "eyeLookInLeft": Key(eye=dict(yaw=-0.50)),
+
+    # ---- brows (they slide on the forehead: `_key_target` keeps them on the skin)
+    "browOuterUpLeft": Key([("brow * outer_end", (0.0, 0.0, 0.09))]),
+    "browDownLeft": Key([("brow * brow_drop", (0.0, 0.0, -0.07)), ("brow * inner_side", (-0.035, 0.0, 0.0))],
+                        eye=dict(up=UP_EDGE - 0.12)),
+    "browInnerUp": Key([("brows * inner_end", (0.0, 0.0, 0.10)), ("forehead", (0.0, 0.0, 0.025))]),
+
+    # ---- nose sneer: that side of the nose and the skin beside it pull up, the lip follows a little
+    "noseSneerLeft": Key([("sneer", (0.012, -0.012, 0.08))]),
+
+    # ---- tongue: out over the lower teeth, thinner as it comes out (the jaw drops a little)
+    "tongueOut": Key([("tongue", (0.0, -0.28, 0.13)), ("tongue_tip", (0.0, -0.08, 0.0)),
+                      ("tongue_tip * tongue_tip", (0.0, 0.0, -0.05)), ("tongue_tip * tongue_rel_z", (0.0, 0.0, -0.3))],
+                     jaw=0.5),
+}
+
+
+def _regions(base, P, nrm, sign):
+    """The named per-vertex weights `KEYS` moves, on one side of the face (sign +1: the
+    character's left, -1: the right; regions without a side are the same either way).
+
+    (n,) arrays, except `normal` and `jaw_open` (n, 3 directions) and `lip_gap` (a number)."""
     n = len(base)
     prm = P["prm"]
     shell = P["shell"]
@@ -452,10 +552,13 @@ def _shape_keys(base, P):
     sphi = np.sin(phi)
     x, y, z = base[:, 0], base[:, 1], base[:, 2]
     zc = prm["zc"]
-    corner_l = prm["corner"]
-    corner_r = corner_l * np.array([-1.0, 1.0, 1.0])
+    corner = prm["corner"] * np.array([sign, 1.0, 1.0])
     mouth_c = np.array([0.0, prm["slit"][NPHI // 4, 1], zc])
-    nrm = _normals(base, P["mesh"].faces)
+    rel = base - mouth_c
+
+    def side(soft):
+        """0 on the other side of the face, 1 on this side (soft across the middle)."""
+        return _ss(-soft, soft, sign * x)
 
     is_lip = on_shell & (rho >= 0) & (rho <= 1)
     is_bag = on_shell & (rho < 0)
@@ -467,10 +570,10 @@ def _shape_keys(base, P):
     lipness = np.where(is_lip, 1.0, 0.0) + np.where(is_skin, _ss(1.12, 1.0, rho), 0.0) \
         + np.where(is_bag, _ss(-0.6, 0.0, rho), 0.0)
     bulge = np.where(is_lip, np.sin(np.pi * np.clip(1.0 - rho, 0, 1)) ** 0.6, 0.0)   # lip bulge profile
+    mouth_area = _blob(base, mouth_c + [0, 0.05, 0], [0.55, 0.45, 0.36]) * on_shell
 
-    # ---- jaw weight: the lower lip, the cavity floor, the chin and jaw below a line to the hinge
-    corner_y = corner_l[1]
-    z_line = zc + 0.33 * (y - corner_y)
+    # jaw weight: the lower lip, the cavity floor, the chin and jaw below a line to the hinge
+    z_line = zc + 0.33 * (y - prm["corner"][1])
     w_pos = _ss(z_line + 0.03, z_line - 0.22, z) * _ss(0.40, 0.0, y)
     near = _ss(1.14, 1.02, rho)
     jaw = np.zeros(n)
@@ -478,196 +581,116 @@ def _shape_keys(base, P):
     jaw[is_lip | is_bag] = lower[is_lip | is_bag]
     jaw[P["teeth_l"]] = 1.0
     jaw[P["tongue"]] = 1.0
+    jaw_open = _rotate(base, HINGE, [1.0, 0.0, 0.0], JAW_ANGLE * jaw) - base   # the jawOpen key's motion
 
-    def jaw_rot(p, angle, w=jaw):
-        return _rotate(p, HINGE, [1.0, 0.0, 0.0], angle * w)
-
-    def key(name, pos):
-        targets[name] = pos
-
-    def delta(name, d):
-        key(name, base + d)
-
-    def side_w(sign, soft=0.12):
-        """0 on the other side of the face, 1 on this side (soft across the middle)."""
-        return _ss(-soft, soft, sign * x)
-
-    mouth_area = _blob(base, mouth_c + [0, 0.05, 0], [0.55, 0.45, 0.36]) * on_shell
-
-    # ---- jaw
-    key("jawOpen", jaw_rot(base, JAW_ANGLE))
-    delta("jawForward", jaw[:, None] * [0.0, -0.09, 0.0])
-    delta("jawLeft", jaw[:, None] * [0.09, 0.0, 0.0])
-    delta("jawRight", jaw[:, None] * [-0.09, 0.0, 0.0])
-
-    # mouthClose: lips meet while the jaw is open (it cancels jawOpen's lip motion, mostly the lower lip)
-    open_d = jaw_rot(base, JAW_ANGLE) - base
-    lip_gap = open_d[:, 2].min()
-    close = np.zeros((n, 3))
-    close += -0.8 * open_d * (lipness * lower)[:, None]
-    close[:, 2] += 0.2 * lip_gap * (lipness * upper)
-    delta("mouthClose", close)
-
-    # ---- lips: funnel (open "O", lips flared forward), pucker (closed, narrow, pushed forward)
-    rel = base - mouth_c
-    d = np.zeros((n, 3))
-    d[:, 0] = -0.38 * rel[:, 0] * np.maximum(mouth_area, lipness)
-    d[:, 1] = -0.10 * mouth_area - 0.05 * bulge
+    # lips: where the mouth opens (funnel) and how far up or down a lip vertex lies from the slit
     opening = np.where(is_lip, (1.0 - rho), 0.0) + is_bag * _ss(-0.6, 0.0, rho)
-    oval = 0.085 * np.abs(np.sin(phi)) ** 0.7 * np.sign(sphi)
-    d[:, 2] = oval * opening * on_shell + 0.05 * np.sign(sphi) * is_lip * rho * np.abs(sphi)
-    delta("mouthFunnel", d)
-    d = np.zeros((n, 3))
-    d[:, 0] = -0.55 * rel[:, 0] * np.maximum(mouth_area, lipness)
-    d[:, 1] = -0.11 * mouth_area - 0.05 * bulge
-    d[:, 2] = -0.25 * rel[:, 2] * mouth_area * (1 - lipness)
-    d += nrm * (0.03 * bulge)[:, None]
-    delta("mouthPucker", d)
+    lip_opening = np.abs(np.sin(phi)) ** 0.7 * np.sign(sphi) * opening * on_shell
+    lip_flare = np.sign(sphi) * is_lip * rho * np.abs(sphi)
+    lower_lip_side = np.maximum(
+        lipness * lower * side(0.18) * np.abs(sphi) ** 0.3,
+        _blob(base, mouth_c + [0.1 * sign, 0, -0.15], [0.3, 0.3, 0.15]) * is_skin * side(0.18) * 0.5)
+    upper_lip_side = np.maximum(
+        lipness * upper * side(0.18) * np.abs(sphi) ** 0.3,
+        _blob(base, mouth_c + [0.1 * sign, 0, 0.13], [0.28, 0.3, 0.12]) * is_skin * side(0.18) * 0.5)
 
-    # ---- mouth sideways
-    shift = _blob(base, mouth_c + [0, 0.05, 0], [0.5, 0.45, 0.32]) * on_shell
-    delta("mouthLeft", shift[:, None] * [0.10, 0.02, 0.0])
-    delta("mouthRight", shift[:, None] * [-0.10, 0.02, 0.0])
-
-    # ---- corners: smile (up and back), frown (down), dimple (back), stretch (out and down)
-    for sign, tag, c in ((1.0, "Left", corner_l), (-1.0, "Right", corner_r)):
-        w = _blob(base, c, [0.30, 0.30, 0.26]) * on_shell * side_w(sign, 0.05)
-        cheek = _blob(base, c + [0.08 * sign, -0.02, 0.22], [0.28, 0.3, 0.2]) * is_skin * side_w(sign, 0.05)
-        d = w[:, None] * [0.07 * sign, 0.08, 0.14] + cheek[:, None] * [0.015 * sign, -0.03, 0.05]
-        delta(f"mouthSmile{tag}", d)
-        delta(f"mouthFrown{tag}", w[:, None] * [0.01 * sign, 0.01, -0.12])
-        wd = _blob(base, c, [0.2, 0.2, 0.18]) * on_shell * side_w(sign, 0.05)
-        delta(f"mouthDimple{tag}", wd[:, None] * [0.04 * sign, 0.06, 0.0])
-        ws = _blob(base, c + [0, 0, -0.03], [0.32, 0.3, 0.3]) * on_shell * side_w(sign, 0.05)
-        delta(f"mouthStretch{tag}", ws[:, None] * [0.08 * sign, 0.03, -0.045])
-
-        # press: lips flatten and squeeze together on this side
-        wp = lipness * side_w(sign, 0.15) * _blob(base, mouth_c + [0.1 * sign, 0, 0], [0.55, 0.5, 0.4])
-        d = -nrm * (0.8 * lip_h * bulge * wp)[:, None]
-        d[:, 2] += -0.35 * (z - zc) * wp * is_lip
-        d[:, 0] += 0.02 * sign * wp
-        delta(f"mouthPress{tag}", d)
-
-        # lower lip down / upper lip up on this side (shows the teeth)
-        wl = lipness * lower * side_w(sign, 0.18) * np.abs(sphi) ** 0.3
-        wl = np.maximum(wl, _blob(base, mouth_c + [0.1 * sign, 0, -0.15], [0.3, 0.3, 0.15]) * is_skin
-                        * side_w(sign, 0.18) * 0.5)
-        delta(f"mouthLowerDown{tag}", wl[:, None] * [0.0, 0.01, -0.085])
-        wu = lipness * upper * side_w(sign, 0.18) * np.abs(sphi) ** 0.3
-        wu = np.maximum(wu, _blob(base, mouth_c + [0.1 * sign, 0, 0.13], [0.28, 0.3, 0.12]) * is_skin
-                        * side_w(sign, 0.18) * 0.5)
-        delta(f"mouthUpperUp{tag}", wu[:, None] * [0.0, -0.01, 0.07])
-
-    # ---- rolls (lips turn in and thin out) and shrugs (lip pushed up)
-    for tag, part, sgn in (("Lower", lower, -1.0), ("Upper", upper, 1.0)):
-        w = lipness * part * (is_lip | is_skin)
-        d = np.zeros((n, 3))
-        d[:, 1] = 0.06 * w * bulge + 0.02 * w
-        d[:, 2] = -(z - zc) * 0.55 * w * is_lip - sgn * 0.02 * w * is_skin
-        delta(f"mouthRoll{tag}", d)
-    w = np.maximum(lipness * lower, _blob(base, mouth_c + [0, 0.05, -0.25], [0.35, 0.35, 0.25]) * is_skin)
-    delta("mouthShrugLower", w[:, None] * [0.0, -0.03, 0.06])
-    w = lipness * upper * (is_lip | is_skin)
-    delta("mouthShrugUpper", w[:, None] * [0.0, -0.025, 0.045])
-
-    # ---- cheeks
-    puff = np.zeros(n)
-    for sign in (1.0, -1.0):
-        puff += _blob(base, [0.42 * sign, -0.62, zc + 0.04], [0.32, 0.45, 0.3]) * is_skin
-    d = nrm * (0.16 * puff)[:, None] + (lipness * is_lip)[:, None] * [0.0, -0.02, 0.0]
-    delta("cheekPuff", d)
-
-    # ---- eyes: balls rotate, lids swing about the eye's X axis
-    for tag, sign in (("Left", 1.0), ("Right", -1.0)):
-        t1 = tag[0]
-        eidx, ec = P["eyes"][t1]
-        (uidx, up_p), (lidx, lo_p) = P["lids"][(t1, True)], P["lids"][(t1, False)]
-
-        def eye_key(pose, eidx=eidx, ec=ec, uidx=uidx, up_p=up_p, lidx=lidx, lo_p=lo_p):
-            pos = base.copy()
-            if "yaw" in pose:   # + turns the gaze to the character's left (+X)
-                pos[eidx] = _rotate(base[eidx], ec, [0, 0, 1], pose["yaw"])
-            if "pitch" in pose:  # + looks up
-                pos[eidx] = _rotate(pos[eidx], ec, [-1, 0, 0], pose["pitch"])
-            if "up" in pose:
-                pos[uidx] = _lid_pos(ec, up_p, pose["up"], pose.get("up_scale", 1.0))
-            if "low" in pose:
-                pos[lidx] = _lid_pos(ec, lo_p, pose["low"])
-            return pos
-
-        # blink: the travel is split over both lids (and the upper swells a little) so that half a
-        # blink keeps the lid outside the eyeball even though shape keys move in straight lines
-        key(f"eyeBlink{tag}", eye_key({"up": UP_CLOSED, "up_scale": 1.07, "low": LOW_CLOSED}))
-        key(f"eyeWide{tag}", eye_key({"up": UP_EDGE + 0.42, "low": LOW_EDGE - 0.12}))
-        key(f"eyeSquint{tag}", eye_key({"up": UP_EDGE - 0.16, "low": LOW_EDGE + 0.36}))
-        key(f"eyeLookUp{tag}", eye_key({"pitch": 0.38, "up": UP_EDGE + 0.18}))
-        key(f"eyeLookDown{tag}", eye_key({"pitch": -0.38, "up": UP_EDGE - 0.38, "low": LOW_EDGE - 0.08}))
-        key(f"eyeLookOut{tag}", eye_key({"yaw": 0.50 * sign}))
-        key(f"eyeLookIn{tag}", eye_key({"yaw": -0.50 * sign}))
-
-        # cheek squint: the cheek rises under the eye and pushes the lower lid up
-        pos = eye_key({"low": LOW_EDGE + 0.25})
-        w = _blob(base, [0.36 * sign, -0.72, -0.22], [0.3, 0.35, 0.22]) * is_skin
-        pos += w[:, None] * [0.01 * sign, -0.01, 0.06]
-        key(f"cheekSquint{tag}", pos)
-
-    # ---- brows (they slide on the forehead, so their Y follows the skin)
-    def brow_move(pos, idx, dz, dx=0.0):
-        p = pos[idx]
-        nx, nz = p[:, 0] + dx, p[:, 2] + dz
-        pos[idx] = np.stack([nx, p[:, 1] + _front_y(nx, nz) - _front_y(p[:, 0], p[:, 2]), nz], -1)
-        return pos
-
-    forehead = np.zeros(n)
-    for tag, sign in (("Left", 1.0), ("Right", -1.0)):
-        bidx, t = P["brows"][tag[0]]
-        key(f"browOuterUp{tag}", brow_move(base.copy(), bidx, 0.09 * t ** 1.3))
-        pos = brow_move(base.copy(), bidx, -0.07 * (1.0 - 0.4 * t), -0.035 * sign * (1.0 - t))
-        uidx, up_p = P["lids"][(tag[0], True)]
-        ec = P["eyes"][tag[0]][1]
-        pos[uidx] = _lid_pos(ec, up_p, UP_EDGE - 0.12)
-        key(f"browDown{tag}", pos)
-        forehead += _blob(base, [0.15 * sign, -0.8, EYE_C[2] + 0.42], [0.2, 0.3, 0.18]) * is_skin
-    pos = base.copy()
-    for tag in "LR":
+    # cheeks, eyes, brows, nose, tongue
+    cheeks = sum(_blob(base, [0.42 * s, -0.62, zc + 0.04], [0.32, 0.45, 0.3]) * is_skin for s in (1.0, -1.0))
+    forehead = np.clip(sum(_blob(base, [0.15 * s, -0.8, EYE_C[2] + 0.42], [0.2, 0.3, 0.18]) * is_skin
+                           for s in (1.0, -1.0)), 0, 1)
+    brows, brow, brow_t = np.zeros(n), np.zeros(n), np.zeros(n)    # brow_t: 0 inner end, 1 outer end
+    for tag, s in (("L", 1.0), ("R", -1.0)):
         bidx, t = P["brows"][tag]
-        pos = brow_move(pos, bidx, 0.10 * (1.0 - t) ** 1.3)
-    pos[:, 2] += 0.025 * np.clip(forehead, 0, 1)
-    key("browInnerUp", pos)
-
-    # ---- nose sneer: that side of the nose and the skin beside it pull up, the lip follows a little
-    for tag, sign in (("Left", 1.0), ("Right", -1.0)):
-        nidx = P["nose"]
-        pos = base.copy()
-        wn = np.zeros(n)
-        wn[nidx] = _ss(-0.06, 0.10, sign * x[nidx]) * (0.4 + 0.6 * _ss(0.10, -0.12, z[nidx] - P["nose_c"][2]))
-        ws = _blob(base, [0.14 * sign, -0.86, -0.22], [0.16, 0.3, 0.2]) * is_skin
-        wl = lipness * upper * _ss(-0.05, 0.15, sign * x) * 0.35
-        w = np.maximum(np.maximum(wn, ws), wl)
-        pos += w[:, None] * [0.012 * sign, -0.012, 0.08]
-        key(f"noseSneer{tag}", pos)
-
-    # ---- tongue: out over the lower teeth (the jaw drops a little to let it through)
+        brows[bidx], brow_t[bidx] = 1.0, t
+        if s == sign:
+            brow[bidx] = 1.0
+    nidx = P["nose"]
+    nose = np.zeros(n)
+    nose[nidx] = _ss(-0.06, 0.10, sign * x[nidx]) * (0.4 + 0.6 * _ss(0.10, -0.12, z[nidx] - P["nose_c"][2]))
+    sneer = np.maximum(np.maximum(nose, _blob(base, [0.14 * sign, -0.86, -0.22], [0.16, 0.3, 0.2]) * is_skin),
+                       lipness * upper * _ss(-0.05, 0.15, sign * x) * 0.35)
     tg = P["tongue"]
-    pos = base.copy()
-    tb = base[tg] - P["tongue_c"]
-    front = _ss(0.15, -0.22, tb[:, 1])
-    pos[tg] = base[tg] + np.stack([np.zeros(len(tg)), -0.28 - 0.08 * front, 0.13 - 0.05 * front ** 2], -1)
-    pos[tg, 2] -= 0.3 * tb[:, 2] * front              # thinner as it comes out
-    key("tongueOut", jaw_rot(pos, 0.5 * JAW_ANGLE))
+    tongue, tongue_tip, tongue_rel_z = np.zeros(n), np.zeros(n), np.zeros(n)
+    tongue[tg] = 1.0
+    tongue_tip[tg] = _ss(0.15, -0.22, base[tg, 1] - P["tongue_c"][1])
+    tongue_rel_z[tg] = base[tg, 2] - P["tongue_c"][2]
 
-    missing = [nm for nm in _arkit_names() if nm not in targets]
-    assert not missing, missing
-    return targets, jaw
+    return {
+        # jaw: its weights, the jawOpen key's motion, and how far that drops the lowest lip vertex
+        "jaw": jaw, "jaw_open": jaw_open, "lip_gap": jaw_open[:, 2].min(), "normal": nrm,
+        # masks of the skin shell's parts; offsets from the mouth's centre; lip thickness profiles
+        "is_lip": is_lip, "is_skin": is_skin, "lips_and_skin": is_lip | is_skin,
+        "rel_x": rel[:, 0], "rel_z": rel[:, 2], "lip_h": lip_h, "bulge": bulge,
+        # the share of the lips' motion (`lipness`) on the lower and upper lip, and what is left
+        "lower_lips": lipness * lower, "upper_lips": lipness * upper, "off_lips": 1 - lipness,
+        # the mouth as a whole
+        "mouth_area": mouth_area, "mouth_or_lips": np.maximum(mouth_area, lipness),
+        "mouth_shift": _blob(base, mouth_c + [0, 0.05, 0], [0.5, 0.45, 0.32]) * on_shell,
+        "lip_opening": lip_opening, "lip_flare": lip_flare,
+        # this side's mouth corner and lips
+        "corner": _blob(base, corner, [0.30, 0.30, 0.26]) * on_shell * side(0.05),
+        "smile_cheek": _blob(base, corner + [0.08 * sign, -0.02, 0.22], [0.28, 0.3, 0.2]) * is_skin * side(0.05),
+        "dimple": _blob(base, corner, [0.2, 0.2, 0.18]) * on_shell * side(0.05),
+        "stretch": _blob(base, corner + [0, 0, -0.03], [0.32, 0.3, 0.3]) * on_shell * side(0.05),
+        "press": lipness * side(0.15) * _blob(base, mouth_c + [0.1 * sign, 0, 0], [0.55, 0.5, 0.4]),
+        "lower_lip_side": lower_lip_side, "upper_lip_side": upper_lip_side,
+        "lower_lip_and_chin": np.maximum(lipness * lower,
+                                         _blob(base, mouth_c + [0, 0.05, -0.25], [0.35, 0.35, 0.25]) * is_skin),
+        # cheeks, brows (this side's, both, and profiles from the inner to the outer end), nose, tongue
+        "cheeks": cheeks, "cheek_squint": _blob(base, [0.36 * sign, -0.72, -0.22], [0.3, 0.35, 0.22]) * is_skin,
+        "brow": brow, "brows": brows, "outer_end": brow_t ** 1.3, "inner_end": (1.0 - brow_t) ** 1.3,
+        "inner_side": 1.0 - brow_t, "brow_drop": 1.0 - 0.4 * brow_t, "forehead": forehead,
+        "sneer": sneer, "tongue": tongue, "tongue_tip": tongue_tip, "tongue_rel_z": tongue_rel_z,
+    }
 
 
-def _arkit_names():
-    try:
-        from model_runtime.channels import ARKIT_NAMES
-    except ImportError:  # run as a plain script: the repository root is one level up
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from model_runtime.channels import ARKIT_NAMES
-    return ARKIT_NAMES
+def _shape_keys(base, P):
+    """Target positions of the 52 ARKit keys (head units), and the jaw weights."""
+    nrm = _normals(base, P["mesh"].faces)
+    regions = {sign: _regions(base, P, nrm, sign) for sign in (1.0, -1.0)}
+    targets = {}
+    for name in ARKIT_NAMES:
+        sign = -1.0 if name.endswith("Right") else 1.0
+        key = KEYS[name[:-5] + "Left" if sign < 0 else name]
+        targets[name] = _key_target(key, sign, base, regions[sign], P)
+    return targets, regions[1.0]["jaw"]
+
+
+def _key_target(key, sign, base, reg, P):
+    flip = np.array([sign, 1.0, 1.0])
+    d = np.zeros_like(base)
+    for weight, amount in key.moves:
+        w = 1.0
+        for name in weight.split(" * "):
+            r = reg[name]
+            w = w * (r[:, None] if np.ndim(r) == 1 else r)
+        d += w * (np.asarray(amount) * flip if isinstance(amount, tuple) else amount)
+    pos = base + d
+    brows = reg["brows"] > 0
+    if d[brows].any():      # a brow slides on the forehead: its depth follows the skin's
+        p, p0 = pos[brows], base[brows]
+        pos[brows, 1] += _front_y(p[:, 0], p[:, 2]) - _front_y(p0[:, 0], p0[:, 2])
+    if key.eye:
+        _pose_eye(pos, P, sign, key.eye)
+    if key.jaw:
+        pos = _rotate(pos, HINGE, [1.0, 0.0, 0.0], key.jaw * JAW_ANGLE * reg["jaw"])
+    return pos
+
+
+def _pose_eye(pos, P, sign, pose):
+    """Set this side's eyeball and lids in `pos`: `yaw` (+ looks to the key's side, outwards) and
+    `pitch` (+ up) turn the ball; `up`, `low` are the lid edges' angles (`up_scale` swells the upper)."""
+    tag = "L" if sign > 0 else "R"
+    eidx, ec = P["eyes"][tag]
+    (uidx, up_p), (lidx, lo_p) = P["lids"][(tag, True)], P["lids"][(tag, False)]
+    if "yaw" in pose:
+        pos[eidx] = _rotate(pos[eidx], ec, [0, 0, 1], pose["yaw"] * sign)
+    if "pitch" in pose:
+        pos[eidx] = _rotate(pos[eidx], ec, [-1, 0, 0], pose["pitch"])
+    if "up" in pose:
+        pos[uidx] = _lid_pos(ec, up_p, pose["up"], pose.get("up_scale", 1.0))
+    if "low" in pose:
+        pos[lidx] = _lid_pos(ec, lo_p, pose["low"])
 
 
 # ---------------------------------------------------------------- Blender
@@ -731,7 +754,7 @@ def build_head(name="DemoHead", skin=(0.80, 0.48, 0.34, 1.0), collection=None, h
         vg.add(np.flatnonzero(np.abs(np.round(jaw_w, 2) - w) < 1e-9).tolist(), float(w), "REPLACE")
 
     obj.shape_key_add(name="Basis", from_mix=False)
-    for kname in _arkit_names():
+    for kname in ARKIT_NAMES:
         kb = obj.shape_key_add(name=kname, from_mix=False)
         kb.data.foreach_set("co", _to_object(keys[kname]).astype(np.float32).ravel())
     me.shape_keys.name = f"{name}_Key"
@@ -769,8 +792,7 @@ def _body(bpy, head, name, coll, shirt):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                  "assets", "demo_head.blend"))
+    ap.add_argument("--out", default=str(ASSETS / "demo_head.blend"))
     args = ap.parse_args(argv)
     import bpy
 

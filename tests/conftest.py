@@ -4,23 +4,16 @@ The model is made in a subprocess so no test process has to import torch (the ad
 import bpy instead).
 """
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-
-
-def runtime_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+from model_runtime.paths import ROOT as REPO
+from model_runtime.paths import SHARED
+from model_runtime.paths import runtime_pythonpath as runtime_env
 
 
 def run_runtime(*args, timeout=300, **kw):

@@ -22,6 +22,7 @@ from model_runtime.channels import CHANNELS, index_of
 from model_runtime.config import DualTalkConfig
 from model_runtime.model_file import SHIPPED_MODEL, save_checkpoint
 from model_runtime.net import DualTalk
+from model_runtime.paths import ROOT
 
 from .conversation import ConversationConfig
 from .dataset import ConversationWindows, WindowConfig
@@ -148,7 +149,8 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(SHIPPED_MODEL.parent), help="folder for the model files and card")
+    ap.add_argument("--out", default=None, help="folder for the model files and card (default: assets/ for "
+                    "the shipped preset, out/train-PRESET for the others, so a check never replaces the shipped model)")
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: TrainConfig)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--train-conversations", type=int, default=None)
@@ -162,7 +164,8 @@ def main(argv=None):
         value = getattr(args, name)
         if value is not None:
             setattr(tcfg, {"minutes": "max_minutes", "steps": "max_steps"}.get(name, name), value)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else (SHIPPED_MODEL.parent if args.preset == "shipped"
+                                           else ROOT / "out" / f"train-{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
     pt = out / SHIPPED_MODEL.with_suffix(".pt").name
     t0 = time.time()

@@ -3,6 +3,7 @@
 import bpy
 
 from ..addon import runtime, scene
+from ..addon.prefs import DuetPreferences
 
 
 class DUET_UL_mapping(bpy.types.UIList):
@@ -158,6 +159,10 @@ def draw_preferences(prefs, context, layout):
         col.label(text="Online access is off: set-up installs from the wheels folder only", icon="INFO")
 
 
+def _draw_preferences_method(self, context):
+    draw_preferences(self, context, self.layout)
+
+
 def draw_status(self, context):
     wm = context.window_manager
     if getattr(wm, "duet_running", False):
@@ -172,9 +177,12 @@ def register():
     for cls in classes:
         bpy.utils.register_class(cls)
     bpy.types.STATUSBAR_HT_header.append(draw_status)
+    DuetPreferences.draw = _draw_preferences_method  # see DuetPreferences: addon/ never imports ui/
 
 
 def unregister():
+    if "draw" in vars(DuetPreferences):
+        del DuetPreferences.draw
     bpy.types.STATUSBAR_HT_header.remove(draw_status)
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

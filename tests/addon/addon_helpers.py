@@ -23,7 +23,7 @@ def _root_conftest():
 ROOT_CONFTEST = _root_conftest()
 
 
-def _load_extension():
+def load_extension():
     if "duet" not in sys.modules:
         spec = importlib.util.spec_from_file_location("duet", REPO / "__init__.py",
                                                       submodule_search_locations=[str(REPO)])

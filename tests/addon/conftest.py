@@ -18,7 +18,7 @@ except ImportError:  # an environment without the PyPI bpy module: nothing here 
     bpy = None
     collect_ignore_glob = ["test_*.py"]
 else:
-    from addon_helpers import REPO, _load_extension, runtime_python
+    from addon_helpers import REPO, load_extension, runtime_python
 
 _exit_status = {}
 
@@ -47,7 +47,7 @@ def duet():
     """
     import addon_utils
 
-    _load_extension()
+    load_extension()
     bpy.ops.wm.read_factory_settings(use_empty=True)
     mod = addon_utils.enable("duet", default_set=True)
     assert mod is not None, "the extension failed to enable"
@@ -65,7 +65,9 @@ def random_model(tmp_path_factory):
     py = runtime_python()
     d = tmp_path_factory.mktemp("model")
     pt, onnx = d / "random.pt", d / "random.onnx"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    from model_runtime.paths import runtime_pythonpath
+
+    env = runtime_pythonpath()
     for args in (("init", "--out", pt, "--seed", 0), ("export", "--checkpoint", pt, "--out", onnx)):
         r = subprocess.run([py, "-m", "model_runtime", *map(str, args)], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=300)

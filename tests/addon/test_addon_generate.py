@@ -49,11 +49,12 @@ def _tick_until(cond, timeout=120):
 
 def test_full_generation_matches_the_runtime_result(setup):
     from duet.addon import animdata
+    from duet.addon.job import JobState
 
     obj = setup
     assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
     job = _job()
-    assert job.state == "done", job.message
+    assert job.state is JobState.DONE, job.message
     with np.load(job.plan.steps[0].result["out"]) as z:
         names, w, fps = [str(n) for n in z["names"]], z["weights"], float(z["fps"])
     assert fps == 24.0 and len(names) == 55 and w.shape == (144, 55)  # ceil(6 s * 24 fps)
@@ -102,11 +103,12 @@ def test_cancel_changes_nothing(setup, tmp_path):
     bpy.context.scene.duet.self_audio = _wav(tmp_path / "long.wav", 90.0, 3)
     before = snapshot()
     from duet.addon import generate
+    from duet.addon.job import JobState
 
     generate.start(bpy.context)
-    job = _tick_until(lambda j: j.state == "predicting" and j.progress > 0)
+    job = _tick_until(lambda j: j.state is JobState.PREDICTING and j.progress > 0)
     assert bpy.ops.duet.cancel() == {"FINISHED"}
-    assert job.run(timeout=60) == "cancelled"
+    assert job.run(timeout=60) is JobState.CANCELLED
     assert "nothing was changed" in job.message
     assert snapshot() == before
     # The runtime stays usable: the next generation works.
@@ -118,11 +120,12 @@ def test_runtime_killed_mid_run_changes_nothing(setup, tmp_path):
     bpy.context.scene.duet.self_audio = _wav(tmp_path / "long.wav", 90.0, 3)
     before = snapshot()
     from duet.addon import generate
+    from duet.addon.job import JobState
 
     generate.start(bpy.context)
-    job = _tick_until(lambda j: j.state == "predicting" and j.progress > 0)
+    job = _tick_until(lambda j: j.state is JobState.PREDICTING and j.progress > 0)
     os.kill(job.client.proc.pid, signal.SIGKILL)
-    assert job.run(timeout=30) == "failed"
+    assert job.run(timeout=30) is JobState.FAILED
     assert job.message == "Duet: the runtime was killed (signal 9). Nothing was changed."
     assert snapshot() == before
     # A fresh runtime is started for the next job.
@@ -157,8 +160,10 @@ def test_bad_audio_changes_nothing(setup, tmp_path):
     with pytest.raises(RuntimeError, match="Bad audio.*broken.wav"):
         bpy.ops.duet.generate(wait=True)
     assert snapshot() == before
+    from duet.addon.job import JobState
+
     job = _job()
-    assert job.state == "failed" and job.message.count("\n") == 0
+    assert job.state is JobState.FAILED and job.message.count("\n") == 0
 
 
 def test_one_undo_step_per_generation(setup):
@@ -175,6 +180,7 @@ def test_one_undo_step_per_generation(setup):
 
 def test_partner_reference_from_an_animated_character(setup, tmp_path):
     """The partner's existing shape-key animation is sampled into a motion file for the runtime."""
+    from duet.model_runtime.channels import CHANNELS
     from duet.model_runtime.motion_io import read_motion
 
     partner = make_face("Partner")
@@ -188,11 +194,13 @@ def test_partner_reference_from_an_animated_character(setup, tmp_path):
     bpy.context.scene.frame_end = 60
     assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
     m = read_motion(_job().plan.steps[0].partner_motion)
-    jaw = m.weights[:, 17]
+    jaw = m.weights[:, CHANNELS.index("jawOpen")]
     assert m.fps == 24.0 and jaw[29] == pytest.approx(1.0) and jaw[0] == 0.0
 
 
 def test_real_speech_from_librispeech(duet, prefs, shared_dir):
+    from duet.model_runtime.timebase import frame_count
+
     flacs = sorted((shared_dir / "data" / "librispeech").rglob("*.flac"))[:2]
     if len(flacs) < 2:
         pytest.skip("fewer than two LibriSpeech FLACs in ../shared")
@@ -201,7 +209,7 @@ def test_real_speech_from_librispeech(duet, prefs, shared_dir):
     s.character, s.self_audio, s.partner_audio = obj, str(flacs[0]), str(flacs[1])
     assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
     dur = sf.info(str(flacs[0])).duration
-    assert _job().plan.steps[0].result["frames"] == int(np.ceil(dur * 24 - 1e-6))
+    assert _job().plan.steps[0].result["frames"] == frame_count(dur, 24)
 
 
 def test_missing_model_changes_nothing(setup, prefs, tmp_path):
@@ -215,36 +223,39 @@ def test_missing_model_changes_nothing(setup, prefs, tmp_path):
 def test_timer_drives_the_job_and_the_status(setup):
     """What Blender's timer does (the PyPI module never fires it): call it until it unregisters."""
     from duet.addon import generate
+    from duet.addon.job import JobState
 
     wm = bpy.context.window_manager
     assert bpy.ops.duet.generate() == {"FINISHED"}  # returns at once: the job runs in the background
     job = generate.current_job()
     assert job.running and wm.duet_running
-    assert bpy.app.timers.is_registered(generate._timer)
+    assert bpy.app.timers.is_registered(generate.on_timer)
     seen = set()
     end = time.monotonic() + 120
-    while (delay := generate._timer()) is not None:
+    while (delay := generate.on_timer()) is not None:
         assert delay > 0 and time.monotonic() < end
         seen.add(round(wm.duet_progress))
         time.sleep(0.01)
     seen.add(round(wm.duet_progress))  # the last tick (it unregisters) shows the finished job
-    assert job.state == "done" and not wm.duet_running and wm.duet_status == job.message
+    assert job.state is JobState.DONE and not wm.duet_running and wm.duet_status == job.message
     # A fast machine may finish between two ticks, so only the start and the end are certain.
     assert {0, 100} <= seen, f"the progress bar went from 0 to 100 while the job ran: {seen}"
     generate.stop_job()
-    assert not bpy.app.timers.is_registered(generate._timer)
+    assert not bpy.app.timers.is_registered(generate.on_timer)
 
 
 def test_blinks_and_gaze_follow_the_panels_seed_and_switch(setup):
     """The panel's liveliness switch and seed reach the runtime: the mouth stays the network's,
     the eyes change with the seed and lose the procedural layer when it is off."""
+    from duet.addon.job import JobState
+
     s = bpy.context.scene.duet
     results = {}
     for label, on, seed in (("a", True, 1), ("b", True, 2), ("off", False, 1)):
         s.liveliness, s.seed = on, seed
         assert bpy.ops.duet.generate(wait=True) == {"FINISHED"}
         job = _job()
-        assert job.state == "done", job.message
+        assert job.state is JobState.DONE, job.message
         with np.load(job.plan.steps[0].result["out"]) as z:
             names, w = [str(n) for n in z["names"]], z["weights"]
         results[label] = w

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from addon_helpers import REPO, runtime_python
-from test_addon_register import _ext_cli
+from test_addon_register import ext_cli
 
 SCRIPT = r'''
 import json, os, sys
@@ -20,8 +20,9 @@ out["enabled"] = name in bpy.context.preferences.addons
 prefs = bpy.context.preferences.addons[name].preferences
 prefs.runtime_python, prefs.model_path, prefs.device = py, model, "CPU"
 from bl_ext.user_default.duet.addon import generate, runtime
+from bl_ext.user_default.duet.model_runtime import paths
 out["user_dir"] = runtime.user_dir()
-out["ext_dir"] = runtime.EXT_DIR
+out["ext_dir"] = str(paths.ROOT)
 mesh = bpy.data.meshes.new("Face")
 mesh.from_pydata([(0, 0, 0), (1, 0, 0), (0, 0, 1)], [], [(0, 1, 2)])
 obj = bpy.data.objects.new("Face", mesh)
@@ -48,7 +49,7 @@ os._exit(0)  # the PyPI bpy 4.2 module can crash at teardown (see conftest)
 def test_zip_installs_and_generates_as_an_extension(duet, random_model, tmp_path):
     import os
 
-    cli = _ext_cli()
+    cli = ext_cli()
     r = subprocess.run([sys.executable, cli, "build", "--source-dir", str(REPO), "--output-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -20,7 +20,7 @@ def _animate(obj, t=90, seed=0):
 
 
 def test_csv_round_trip(duet, tmp_path):
-    from duet.model_runtime.channels import LLF_HEADER
+    from duet.model_runtime.channels import CHANNELS, LLF_HEADER
 
     scene = bpy.context.scene
     scene.render.fps = 30
@@ -33,7 +33,7 @@ def test_csv_round_trip(duet, tmp_path):
     with open(path, newline="") as fh:
         rows = list(csv.reader(fh))
     assert tuple(rows[0]) == LLF_HEADER and len(rows) == 91
-    assert float(rows[1 + 10][LLF_HEADER.index("JawOpen")]) == pytest.approx(w[10, 17], abs=1e-6)
+    assert float(rows[1 + 10][LLF_HEADER.index("JawOpen")]) == pytest.approx(w[10, CHANNELS.index("jawOpen")], abs=1e-6)
 
     dst = make_face("Target")
     scene.duet.character = dst

@@ -84,3 +84,79 @@ def test_setup_task_offline_without_wheels_fails_clearly(duet, tmp_path):
     assert task.state == "failed" and "setup.log" in task.message and "\n" not in task.message
     log = (tmp_path / "setup.log").read_text()
     assert "No matching distribution" in log or "Could not find" in log
+
+
+def test_protocol_check_says_plainly_which_side_is_behind(duet):
+    from duet.addon.client import protocol_problem
+    from duet.model_runtime.request import PROTOCOL_VERSION
+
+    assert protocol_problem(PROTOCOL_VERSION) is None
+    older = protocol_problem(None)  # a runtime from before the protocol had a number
+    assert older.startswith(f"the runtime speaks protocol 0, this add-on needs {PROTOCOL_VERSION}: ")
+    assert "the runtime is older than the add-on" in older
+    newer = protocol_problem(PROTOCOL_VERSION + 1)
+    assert f"protocol {PROTOCOL_VERSION + 1}," in newer and "the runtime is newer than the add-on" in newer
+    assert "Restart Blender" in older and "Restart Blender" in newer
+    for odd in ("one", True, 1.0):
+        assert "not a Duet runtime" in protocol_problem(odd)
+    assert all("\n" not in protocol_problem(v) for v in (None, PROTOCOL_VERSION + 1, "a\nb"))
+
+
+def test_the_real_runtime_speaks_this_addons_protocol(duet, prefs):
+    import time
+
+    from duet.addon import runtime
+    from duet.addon.client import RuntimeClient, protocol_problem
+    from duet.model_runtime.request import PROTOCOL_VERSION
+
+    client = RuntimeClient(prefs.runtime_python, model=prefs.model_path, device="cpu").start()
+    try:
+        client.send({"op": "hello"})
+        end, events = time.monotonic() + 120, []
+        while not any(e.get("event") in ("ready", "exit") for e in events):
+            assert time.monotonic() < end, "no ready event"
+            time.sleep(0.05)
+            events += client.drain()
+        ready = events[-1]
+        assert ready["event"] == "ready" and ready["protocol"] == PROTOCOL_VERSION
+        assert protocol_problem(ready["protocol"]) is None
+    finally:
+        client.stop()
+    info, why = runtime.check_runtime(prefs.runtime_python, prefs.model_path, device="cpu")
+    assert why is None and info["protocol"] == PROTOCOL_VERSION
+
+
+def test_a_runtime_of_another_protocol_is_refused_before_any_request(duet, monkeypatch, tmp_path):
+    """A runtime that answers `hello` with another protocol gets no predict request: the job fails
+    in one line, and the runtime is dropped so the next job starts a fresh one."""
+    from duet.addon import runtime
+    from duet.addon.job import Job, JobState, Plan, Predict, RuntimeConfig
+
+    class OldRuntime:  # the pipe's two ends, as RuntimeClient offers them to the job
+        info, alive = None, True
+
+        def __init__(self):
+            self.sent, self.events, self.stopped = [], [], False
+
+        def send(self, obj):
+            self.sent.append(obj)
+            if obj["op"] == "hello":
+                self.events.append({"event": "ready", "version": "0.0.1", "model_error": None})
+            return True
+
+        def drain(self):
+            out, self.events = self.events, []
+            return out
+
+        def stop(self):
+            self.stopped = True
+
+    old = OldRuntime()
+    monkeypatch.setattr(runtime, "get_client", lambda *a: old)
+    plan = Plan([Predict(str(tmp_path / "a.wav"))], 24.0, finish=lambda results: "written",
+                work_dir=str(tmp_path))
+    job = Job(plan, RuntimeConfig(python="python"))
+    assert job.run(timeout=10) is JobState.FAILED
+    assert job.message.startswith("Duet: the runtime speaks protocol 0, this add-on needs ")
+    assert job.message.endswith("Nothing was changed.") and "\n" not in job.message
+    assert [r["op"] for r in old.sent] == ["hello"] and old.stopped

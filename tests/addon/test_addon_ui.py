@@ -50,7 +50,12 @@ def _draw_all(context):
         if issubclass(cls, bpy.types.Panel):
             cls.draw(type("P", (), {"layout": Layout(log)})(), context)
     prefs = context.preferences.addons["duet"].preferences
-    ui.draw_preferences(prefs, context, Layout(log))
+    # As Blender's preferences editor does: a layout on the class, then the class's draw().
+    type(prefs).layout = Layout(log)
+    try:
+        prefs.draw(context)
+    finally:
+        del type(prefs).layout
     return log
 
 
@@ -71,11 +76,24 @@ def test_panels_draw_in_every_mode(duet, prefs):
     assert ("prop", "character_b") in log and ("list", "duet_map") in log
     bpy.context.window_manager.duet_running = True
     assert ("operator", "duet.cancel") in _draw_all(bpy.context)
+    assert ("prop", "runtime_python") in log and ("operator", "duet.check_runtime") in log
+
+
+def test_preferences_draw_comes_and_goes_with_ui(duet):
+    """addon/ never imports ui/: ui.register() gives the preferences their draw(), unregister takes it."""
+    import duet.ui as ui
+    from duet.addon.prefs import DuetPreferences
+
+    assert "draw" in vars(DuetPreferences)
+    ui.unregister()
+    assert "draw" not in vars(DuetPreferences)
+    ui.register()
+    assert "draw" in vars(DuetPreferences)
 
 
 def test_generate_explains_why_it_is_disabled(duet):
     assert not bpy.ops.duet.generate.poll()
-    with pytest.raises(RuntimeError, match="Pick a character"):
+    with pytest.raises(RuntimeError, match="Character: pick a mesh with shape keys"):
         bpy.ops.duet.generate(wait=True)
     bpy.context.scene.duet.character = make_face()
     with pytest.raises(RuntimeError, match="own voice"):

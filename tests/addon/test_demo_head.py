@@ -19,8 +19,9 @@ for p in (str(REPO), str(REPO / "scripts")):
 import demo_head  # noqa: E402
 
 from model_runtime.channels import ARKIT_NAMES  # noqa: E402
+from model_runtime.paths import ASSETS  # noqa: E402
 
-ASSET = REPO / "assets" / "demo_head.blend"
+ASSET = ASSETS / "demo_head.blend"
 MOVED = 1e-3    # a vertex "moves" by more than 1 mm
 STILL = 1e-6
 

@@ -1,6 +1,8 @@
 """The command line exactly as other tools call it: a real subprocess each time."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,8 +10,9 @@ import pytest
 from model_runtime.channels import CHANNELS
 from model_runtime.model_file import SHIPPED_MODEL
 from model_runtime.motion_io import read_motion, write_llf_csv
+from model_runtime.request import PROTOCOL_VERSION, PredictRequest, RequestError
 from model_runtime.timebase import frame_count
-from tests.conftest import run_runtime
+from tests.conftest import REPO, run_runtime, runtime_env
 
 
 @pytest.mark.parametrize("backend,fmt,fps", [("onnx", "npz", 24.0), ("torch", "npz", 29.97),
@@ -55,8 +58,11 @@ def test_partner_motion_and_omitted_partner(tmp_path, random_model, voice_pair):
 
 
 @pytest.mark.parametrize("extra,needle", [(("--partner-motion", "nope.csv"), "nope.csv"),
-                                          (("--out", "x.txt"), "x.txt"),
-                                          (("--model", "missing.onnx"), "missing.onnx")])
+                                          (("--out", "x.txt"), "out: must end in .npz or .csv, got 'x.txt'"),
+                                          (("--model", "missing.onnx"), "missing.onnx"),
+                                          (("--fps", "0"), "fps: must be a positive number"),
+                                          (("--fps", "nan"), "fps: must be a positive number"),
+                                          (("--seed", "-1"), "seed: must be a whole number >= 0, got -1")])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, random_model, voice_pair, extra, needle):
     args = {"--self": voice_pair[0], "--model": random_model, "--out": tmp_path / "o.npz"}
     args.update(dict(zip(extra[::2], extra[1::2])))
@@ -64,6 +70,31 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, random_model, voice_pair, 
     assert r.returncode == 2
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr
+
+
+def test_the_command_line_and_the_server_refuse_by_one_rule(tmp_path, voice_pair):
+    """The same request type validates both: the CLI's line is the server's bad_request message."""
+    for option, value, field in (("--fps", 0.0, "fps"), ("--seed", -1, "seed")):  # --fps is a float
+        r = run_runtime("predict", "--self", voice_pair[0], "--out", tmp_path / "o.npz", option, value)
+        with pytest.raises(RequestError) as refused:
+            PredictRequest.from_json({"id": 1, "self": str(voice_pair[0]), "out": str(tmp_path / "o.npz"),
+                                      field: value})
+        assert r.returncode == 2 and r.stderr.strip() == f"error: {refused.value}"
+
+
+def test_the_request_module_needs_only_the_standard_library():
+    """The add-on builds its requests with it inside Blender, where numpy may be all there is."""
+    code = ("import sys, model_runtime.request\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'scipy', 'soundfile', 'torch'}))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=runtime_env(), capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_a_long_path_is_echoed_bounded(tmp_path, random_model):
+    long = str(tmp_path / ("a" * 100_000)) + ".wav"  # near the longest argument Linux passes
+    r = run_runtime("predict", "--self", long, "--model", random_model, "--out", tmp_path / "o.npz")
+    (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and "audio file not found" in line and "characters)" in line and len(line) < 400
 
 
 def test_without_a_model_the_runtime_says_none_is_shipped(tmp_path, voice_pair):
@@ -78,6 +109,6 @@ def test_without_a_model_the_runtime_says_none_is_shipped(tmp_path, voice_pair):
 def test_info_reports_backend_and_device(random_model):
     r = run_runtime("info", "--model", random_model)
     info = json.loads(r.stdout)
-    assert {"onnx", "torch"} <= set(info["backends"])
+    assert info["protocol"] == PROTOCOL_VERSION and {"onnx", "torch"} <= set(info["backends"])
     assert info["backend"] == "onnx" and info["device"] in ("cpu", "cuda") and info["trained"] is False
     assert "CPUExecutionProvider" in info["onnx_providers"]

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from model_runtime.errors import ECHO_LIMIT
+from model_runtime.request import PROTOCOL_VERSION
 from tests.conftest import REPO, runtime_env, speechlike
 
 
@@ -55,6 +57,7 @@ def test_hello_jobs_malformed_line_and_shutdown(server, voice_pair, tmp_path):
     server.send({"op": "hello"})
     ready = server.event()
     assert ready["event"] == "ready" and ready["backend"] == "onnx" and ready["trained"] is False
+    assert ready["protocol"] == PROTOCOL_VERSION
     for rid, fps in ((1, 24), (2, 60)):  # several jobs in a row, one model load
         out = tmp_path / f"r{rid}.npz"
         server.send({"op": "predict", "id": rid, "self": str(voice_pair[0]), "partner": str(voice_pair[1]),
@@ -100,3 +103,47 @@ def test_stdin_closing_ends_the_server(server):
     assert server.event()["event"] == "bye"
     assert server.proc.wait(timeout=30) == 0
     assert os.path.exists(REPO / "model_runtime" / "server.py")
+
+
+BAD_FIELDS = [
+    ({"fps": 0}, "fps"), ({"fps": "24"}, "fps"), ({"fps": True}, "fps"), ({"fps": -24}, "fps"),
+    ({"seed": -1}, "seed"), ({"seed": "1"}, "seed"), ({"seed": 1.5}, "seed"), ({"seed": False}, "seed"),
+    ({"liveliness": "false"}, "liveliness"), ({"liveliness": 0}, "liveliness"),
+    ({"self": 7}, "self"), ({"self": ""}, "self"), ({"self": None}, "self"), ({"out": None}, "out"),
+    ({"out": "result.txt"}, "out"), ({"partner": 3}, "partner"), ({"partner_motion": ["m.csv"]}, "partner_motion"),
+]
+
+
+def test_a_bad_field_is_refused_by_name_and_the_server_keeps_serving(server, voice_pair, tmp_path):
+    for rid, (bad, field) in enumerate(BAD_FIELDS):
+        server.send({"op": "predict", "id": rid, "self": str(voice_pair[0]), "out": str(tmp_path / "o.npz"), **bad})
+        err = server.event()
+        assert err["event"] == "error" and err["id"] == rid and err["code"] == "bad_request", (bad, err)
+        assert err["message"].startswith(f"{field}: ") and "\n" not in err["message"], (bad, err)
+        server.send({"op": "hello"})
+        assert server.event()["event"] == "ready"
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_ids_are_checked_and_long_values_are_echoed_bounded(server, voice_pair, tmp_path):
+    server.send({"op": "predict", "self": str(voice_pair[0]), "out": str(tmp_path / "o.npz")})
+    err = server.event()
+    assert err["code"] == "bad_request" and err["id"] is None and err["message"].startswith("id: ")
+    for rid in ([1], {"a": 1}, True, None):  # a list id would once have killed the reader thread
+        server.send({"op": "cancel", "id": rid})
+        err = server.event()
+        assert err["code"] == "bad_request" and err["id"] is None and err["message"].startswith("id: ")
+    huge = "/no/such/folder/" + "a" * 10_000_000  # 10 MB
+    server.send({"op": "predict", "id": 7, "self": huge + ".wav", "out": str(tmp_path / "o.npz")})
+    missing, _ = server.until("error", 7)
+    assert missing["code"] == "bad_audio" and "audio file not found" in missing["message"]
+    server.send({"op": "predict", "id": 8, "self": str(voice_pair[0]), "out": huge + ".txt"})
+    refused = server.event()
+    assert refused["code"] == "bad_request" and refused["message"].startswith("out: ")
+    server.send({"op": huge})
+    unknown = server.event()
+    assert unknown["code"] == "bad_request" and unknown["message"].startswith("op: ")
+    for err in (missing, refused, unknown):
+        assert "characters)" in err["message"] and len(err["message"]) < ECHO_LIMIT + 200, err
+    server.send({"op": "hello"})
+    assert server.event()["event"] == "ready"
