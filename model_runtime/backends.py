@@ -5,11 +5,13 @@ the parity test treat them alike. Importing this module imports neither runtime.
 """
 
 import importlib.util
-import os
+import re
+import sys
 
 import numpy as np
 
 from . import model_file
+from .errors import NoModel, clip
 
 
 class Backend:
@@ -66,8 +68,19 @@ def _onnx_session(ort, path, device):
                 ort.set_default_logger_severity(2)
         else:
             notes.append("onnx: this onnxruntime has no CUDA provider; running on CPU")
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    try:
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # truncated, empty, or not ONNX at all
+        raise NoModel(f"{clip(path)}: not a readable ONNX model ({_ort_reason(exc)})") from None
     return sess, "CPUExecutionProvider", notes
+
+
+def _ort_reason(exc):
+    """ONNX Runtime's message without its code prefix and the path it repeats."""
+    text = model_file.first_line(exc, limit=10_000)
+    text = re.sub(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*", "", text)
+    text = re.sub(r"^Load model from .* failed:\s*", "", text, flags=re.S)
+    return text[:157] + "..." if len(text) > 160 else text
 
 
 def _cuda_missing():
@@ -120,12 +133,14 @@ def available_backends():
 def load_backend(model=None, backend="auto", device="auto"):
     """The backend for a model path (None: the shipped model). auto prefers ONNX."""
     if backend == "auto":
-        path = model if model is not None else model_file.default_model_path()
-        onnx_ok = "onnx" in available_backends() and os.path.exists(
-            os.path.splitext(str(path))[0] + ".onnx")
-        backend = "onnx" if onnx_ok else "torch"
+        path, installed = model_file.model_path(model), available_backends()
+        onnx_ok = "onnx" in installed and model_file.sibling(path, ".onnx").exists()
+        # Without torch, the ONNX backend is the one to say what is wrong with the model path.
+        backend = "onnx" if onnx_ok or "torch" not in installed else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (onnx or torch)")
+    if backend not in available_backends():
+        raise NoModel(f"backend: {backend} is not installed in this Python ({sys.executable})")
     return BACKENDS[backend](model, device)
 
 

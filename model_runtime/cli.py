@@ -1,19 +1,84 @@
 """Command line (a contract: other tools call it exactly): predict / serve / info, plus init and export.
 
-Exit codes of predict: 0 done; 2 bad input (one line on stderr naming the file and the
-problem, no traceback); 1 internal error.
+Exit codes of predict: 0 done; 2 bad input (one line on stderr naming the file, option or field
+and the problem, no traceback; a mistaken option too); 1 internal error; 128 + N stopped by
+signal N (SIGTERM 143, SIGINT 130), leaving no partial or temporary file.
 """
 
 import argparse
+import contextlib
 import json
+import re
+import signal
 import sys
 import traceback
 
 from . import __version__
-from .errors import BadInput, NoModel
+from .errors import BadInput, NoModel, clip
 from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED, PROTOCOL_VERSION, PredictRequest
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusals keep the contract: one `error:` line and exit 2, not the usage block
+    (a caller reading stderr gets the mistake, a person gets pointed to --help)."""
+
+    def error(self, message):
+        message = re.sub(r"^argument ([^:/ ]+)(/[^: ]+)?: ", r"\1: ", message)  # "argument --fps: ..."
+        sys.stderr.write(f"error: {clip(message, 300)} (see {self.prog} --help)\n")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _number(text):
+    """--fps as a number where it reads as one; otherwise the text itself, so that PredictRequest
+    refuses it in the words the server uses for the same mistake."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _whole(text):
+    """--seed, passed on like _number (1.5 stays 1.5, for the request to refuse)."""
+    try:
+        return int(text)
+    except ValueError:
+        return _number(text)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT, raised in the main thread wherever it is so that every `finally` on the way
+    out removes what it made (the temp file). A BaseException: no `except Exception` swallows it."""
+
+    def __init__(self, signum):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    fired = []
+
+    def handler(signum, frame):
+        if fired:
+            return  # a second signal must not cut short the cleanup the first one started
+        fired.append(signum)
+        raise Stopped(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            if signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started with it ignored (a background job): keep it so
+            previous[sig] = signal.signal(sig, handler)
+        except ValueError:
+            pass  # not the main thread (an embedding caller): its signals are its own
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _add_model_args(p):
@@ -23,19 +88,19 @@ def _add_model_args(p):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m model_runtime", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="python -m model_runtime", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="two voice tracks -> 55 ARKit + head curves (.npz or LLF .csv)")
     p.add_argument("--self", dest="self_audio", required=True, help="the character's own voice")
     p.add_argument("--partner", default=None, help="the partner's voice (omit: silent partner)")
     p.add_argument("--partner-motion", default=None,
                    help="the partner's face: Live Link Face .csv or Duet .npz (omit: unknown)")
-    p.add_argument("--fps", type=float, default=DEFAULT_FPS, help="output frame rate, e.g. 24, 29.97, 60")
+    p.add_argument("--fps", type=_number, default=DEFAULT_FPS, help="output frame rate, e.g. 24, 29.97, 60")
     p.add_argument("--out", required=True, help="result file: .npz or .csv (Live Link Face)")
     on_off = "on" if DEFAULT_LIVELINESS else "off"
     p.add_argument("--liveliness", default=on_off, choices=["on", "off"],
                    help=f"add seeded blinks, gaze shifts and idle head sway (default {on_off})")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+    p.add_argument("--seed", type=_whole, default=DEFAULT_SEED,
                    help="seed of the liveliness layer (same seed, same result)")
     _add_model_args(p)
     s = sub.add_parser("serve", help="JSONL server on stdin/stdout (the Blender add-on's channel)")
@@ -55,7 +120,13 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        if args.command != "predict":
+            return COMMANDS[args.command](args)
+        with _stop_on_signals():
+            return COMMANDS[args.command](args)
+    except Stopped as exc:
+        print(f"error: stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -78,11 +149,14 @@ def predict_request(args):
 
 
 def cmd_predict(args):
-    from .predict import load_predictor, run_predict
+    from .predict import check_output, load_predictor, model_lines, run_predict
 
-    request = predict_request(args)  # before the model loads: a typo costs no seconds
-    predictor = load_predictor(args.model, args.backend, args.device)
+    request = predict_request(args)  # before the model loads: a typo costs no seconds,
+    check_output(request.out)  # nor does an output that could not be written
+    predictor = load_predictor(args.model, args.backend, args.device, announce=False)
     done = run_predict(predictor, request)
+    for line in model_lines(predictor.backend):  # after the run: a refusal stays one line
+        print(line, file=sys.stderr)
     for note in done["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {done['out']}: {done['frames']} frames at {done['fps']:g} fps "

@@ -64,20 +64,81 @@ class LogMel:
         return -(-n_samples // self.cfg.hop_length)
 
     def __call__(self, samples):
-        cfg = self.cfg
         samples = np.asarray(samples, np.float32)
-        n_out = self.n_frames(len(samples))
-        half = cfg.win_length // 2
-        out = np.empty((n_out, cfg.n_mels), dtype=np.float32)
-        # Frame k is centred on sample k * hop (zeros beyond the ends). Chunked so a long track
-        # is never copied whole: memory stays bounded for hour-long conversations.
-        for s in range(0, n_out, self._CHUNK):
-            e = min(n_out, s + self._CHUNK)
-            lo, hi = s * cfg.hop_length - half, (e - 1) * cfg.hop_length + half
-            seg = samples[max(lo, 0):min(hi, len(samples))]
-            seg = np.pad(seg, (max(0, -lo), max(0, hi - len(samples))))
-            frames = np.lib.stride_tricks.sliding_window_view(seg, cfg.win_length)[::cfg.hop_length]
-            spec = scipy.fft.rfft(frames[:e - s] * self.window, n=cfg.n_fft, axis=1, workers=-1)
-            power = spec.real ** 2 + spec.imag ** 2  # complex64 in -> float32 out
-            out[s:e] = np.log(np.maximum(power @ self.fb, cfg.floor))
+        out = np.empty((self.n_frames(len(samples)), self.cfg.n_mels), dtype=np.float32)
+        # Chunked so a long track is never copied whole: memory stays bounded for hour-long conversations.
+        for s in range(0, len(out), self._CHUNK):
+            e = min(len(out), s + self._CHUNK)
+            out[s:e] = self.chunk(samples, s, e, len(samples))
         return out
+
+    def chunk(self, samples, s, e, n_samples):
+        """Frames [s, e) of self(samples[:n_samples]), reading only the samples they need. `samples` may
+        be anything that slices into an array (audio.Samples). On __call__'s chunk grid it gives the same
+        bits as __call__."""
+        cfg = self.cfg
+        half = cfg.win_length // 2
+        # Frame k is centred on sample k * hop (zeros beyond the ends).
+        lo, hi = s * cfg.hop_length - half, (e - 1) * cfg.hop_length + half
+        seg = np.asarray(samples[max(lo, 0):min(hi, n_samples)], np.float32)
+        seg = np.pad(seg, (max(0, -lo), max(0, hi - n_samples)))
+        frames = np.lib.stride_tricks.sliding_window_view(seg, cfg.win_length)[::cfg.hop_length]
+        spec = scipy.fft.rfft(frames[:e - s] * self.window, n=cfg.n_fft, axis=1, workers=-1)
+        power = spec.real ** 2 + spec.imag ** 2  # complex64 in -> float32 out
+        return np.log(np.maximum(power @ self.fb, cfg.floor))
+
+    def rows(self, samples, n_samples, n_rows):
+        """LogMelRows: self(samples[:n_samples]) padded with silence to n_rows, made as it is sliced."""
+        return LogMelRows(self, samples, n_samples, n_rows)
+
+
+class LogMelRows:
+    """The log-mel of a whole track as windowed inference reads it: `x[a:b]` computes (or takes from a
+    small cache) the chunks of LogMel's grid that rows [a, b) fall in, so the same bits as the whole
+    array without ever holding it (3 hours of one track's log-mel would be 345 MB). Rows past the
+    audio's end are silence (the log floor)."""
+
+    _CACHED = 4  # chunks kept: a batch of windows spans at most three, and the last window steps back
+
+    def __init__(self, logmel: LogMel, samples, n_samples, n_rows):
+        self.logmel, self.samples = logmel, samples
+        self.n_samples = min(int(n_samples), len(samples))
+        self.n_audio_rows = logmel.n_frames(self.n_samples)
+        self.n_rows = int(n_rows)
+        self._cache = {}
+
+    def __len__(self):
+        return self.n_rows
+
+    @property
+    def shape(self):
+        return (self.n_rows, self.logmel.cfg.n_mels)
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.step in (None, 1):
+            a, b, _ = key.indices(self.n_rows)
+            return self.read(a, max(a, b))
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None):
+        x = self.read(0, self.n_rows)
+        return x if dtype is None else x.astype(dtype, copy=False)
+
+    def read(self, a, b):
+        cfg, size = self.logmel.cfg, self.logmel._CHUNK
+        out = np.full((b - a, cfg.n_mels), np.log(cfg.floor), np.float32)
+        for c in range(a // size, -(-min(b, self.n_audio_rows) // size)):
+            s = c * size
+            rows = self._chunk(c)
+            lo, hi = max(a, s), min(b, s + len(rows))
+            out[lo - a:hi - a] = rows[lo - s:hi - s]
+        return out
+
+    def _chunk(self, c):
+        if c not in self._cache:
+            if len(self._cache) >= self._CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            size = self.logmel._CHUNK
+            e = min(self.n_audio_rows, (c + 1) * size)
+            self._cache[c] = self.logmel.chunk(self.samples, c * size, e, self.n_samples)
+        return self._cache[c]

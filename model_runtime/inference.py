@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Track, pad_to_same_length, silent_track
+from .audio import SAMPLE_RATE, Track, pad_to_same_length, read_span, silent_track
 from .channels import NUM_ARKIT
 from .errors import Cancelled
 from .features import LogMel, MelConfig
@@ -51,24 +51,43 @@ def crossfade_weights(length, overlap, fade_in, fade_out):
     return w
 
 
+class _Rows:
+    """Rows [a, b) of a long per-track input, made by read(a, b) when sliced."""
+
+    def __init__(self, n, read):
+        self.n, self.read = n, read
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.step in (None, 1):
+            a, b, _ = key.indices(self.n)
+            return self.read(a, max(a, b))
+        return np.asarray(self.read(0, self.n))[key]
+
+
 class Predictor:
     def __init__(self, backend):
         self.backend = backend
         self.cfg = backend.cfg
         self.mel = LogMel(MelConfig(n_mels=self.cfg.n_mels))
 
-    def _frame_inputs(self, samples, n_frames):
-        """Per-track network input laid out so frames [s, e) are rows [s*r, e*r)."""
+    def _frame_rows(self, samples, n_frames):
+        """Per-track network input laid out so frames [s, e) are rows [s*r, e*r), made as run_frames
+        slices it one window at a time: a long track's input never exists whole."""
         cfg = self.cfg
         if cfg.audio_encoder == "wav2vec2":
             need = n_frames * cfg.samples_per_frame
-            return np.pad(samples, (0, max(0, need - len(samples))))[:need], cfg.samples_per_frame
+            return _Rows(need, lambda a, b: read_span(samples, a, b)), cfg.samples_per_frame
         r = cfg.mel_frames_per_frame
-        mel = self.mel(samples[:n_frames * r * self.mel.cfg.hop_length])  # a view: no copy
-        if len(mel) < n_frames * r:  # audio ends inside the last frame: pad with silence
-            mel = np.pad(mel, ((0, n_frames * r - len(mel)), (0, 0)),
-                         constant_values=float(np.log(self.mel.cfg.floor)))
-        return mel, r
+        # Audio that ends inside the last frame is padded with silence.
+        return self.mel.rows(samples, n_frames * r * self.mel.cfg.hop_length, n_frames * r), r
+
+    def _frame_inputs(self, samples, n_frames):
+        """_frame_rows as one array."""
+        rows, r = self._frame_rows(samples, n_frames)
+        return rows[0:len(rows)], r
 
     def run_frames(self, self_in, partner_in, rows_per_frame, motion, known, n_frames,
                    progress=None, cancel=None, window=None, overlap=None):
@@ -96,7 +115,8 @@ class Predictor:
                 wsum[s:s + length] += w
             if progress:
                 progress("network", min(1.0, (b0 + len(batch)) / len(starts)))
-        return out / np.maximum(wsum, 1e-8)
+        out /= np.maximum(wsum, 1e-8)
+        return out
 
     def predict(self, self_track: Track, partner_track: Track | None = None, partner_motion: Motion | None = None,
                 fps: float = DEFAULT_FPS, progress: Callable[[str, float], None] | None = None,
@@ -117,8 +137,8 @@ class Predictor:
         n_frames = frame_count(duration, cfg.fps)
         if progress:
             progress("features", 0.0)
-        self_in, r = self._frame_inputs(self_track.samples, n_frames)
-        partner_in, _ = self._frame_inputs(partner_track.samples, n_frames)
+        self_in, r = self._frame_rows(self_track.samples, n_frames)
+        partner_in, _ = self._frame_rows(partner_track.samples, n_frames)
         if partner_motion is not None:
             motion = partner_motion.resampled(cfg.fps, n_frames)
             known = np.ones((n_frames, 1), np.float32)

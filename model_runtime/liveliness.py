@@ -53,7 +53,8 @@ def voice_activity(self_samples, partner_samples, n_frames, samples_per_frame, c
 
 
 def frame_rms(x, n_frames, samples_per_frame, chunk=4096):
-    """(n_frames,) RMS per frame, in chunks: an hour of audio is never copied or widened whole."""
+    """(n_frames,) RMS per frame, in chunks: an hour of audio is never copied or widened whole. `x` is
+    an array or anything that slices into one (audio.Samples: a long track read from its file)."""
     out = np.zeros(n_frames, np.float64)
     for a in range(0, n_frames, chunk):
         b = min(n_frames, a + chunk)

@@ -24,6 +24,8 @@ DEFAULT_LIVELINESS = True
 DEFAULT_SEED = 0
 MIN_FPS, MAX_FPS = 1.0, 1000.0
 OUT_SUFFIXES = (".npz", ".csv")
+MAX_ID_CHARS = 200  # a request id, as a string
+MAX_ID_INT = 2**63 - 1
 
 # Dataclass attribute -> JSON key where they differ (`self` cannot be an attribute name here).
 _WIRE = {"self_audio": "self"}
@@ -57,9 +59,14 @@ def _path(name: str, value: Any, required: bool) -> str | None:
 
 
 def check_id(value: Any) -> int | str:
-    """A request id: echoed in every answer to the request, and a key of the cancel set."""
+    """A request id: echoed in every answer to the request, and what `cancel` names."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise RequestError("id", f"must be an integer or a string, got {_shown(value)}")
+    # Echoed whole in every progress event: bounded like any other value the caller sends.
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        raise RequestError("id", f"must be at most {MAX_ID_CHARS} characters, got {_shown(value)}")
+    if isinstance(value, int) and not -MAX_ID_INT - 1 <= value <= MAX_ID_INT:
+        raise RequestError("id", f"must be a 64-bit integer, got {_shown(value)}")
     return value
 
 

@@ -1,18 +1,23 @@
 """The command line exactly as other tools call it: a real subprocess each time."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
-from model_runtime.channels import CHANNELS
+from model_runtime.channels import CHANNELS, LLF_HEADER
 from model_runtime.model_file import SHIPPED_MODEL
 from model_runtime.motion_io import read_motion, write_llf_csv
 from model_runtime.request import PROTOCOL_VERSION, PredictRequest, RequestError
 from model_runtime.timebase import frame_count
-from tests.conftest import REPO, run_runtime, runtime_env
+from tests.conftest import REPO, run_runtime, runtime_env, speechlike
 
 
 @pytest.mark.parametrize("backend,fmt,fps", [("onnx", "npz", 24.0), ("torch", "npz", 29.97),
@@ -47,10 +52,16 @@ def test_backends_give_the_same_result_end_to_end(tmp_path, random_model, voice_
 def test_partner_motion_and_omitted_partner(tmp_path, random_model, voice_pair):
     motion = tmp_path / "partner_face.csv"
     write_llf_csv(motion, np.full((300, 55), 0.2, np.float32), 30.0)
+    lines = motion.read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[LLF_HEADER.index("JawOpen")] = "nan"
+    lines[5] = ",".join(cells)
+    motion.write_text("\n".join(lines) + "\n")
     base = ("predict", "--self", voice_pair[0], "--model", random_model)
     r = run_runtime(*base, "--partner", voice_pair[1], "--partner-motion", motion, "--out", tmp_path / "m.npz")
     assert r.returncode == 0, r.stderr
     assert "shorter than the audio" in r.stderr  # 10 s of motion for 12 s of voice: held, noted
+    assert f"note: {motion}: 1 empty, NaN or infinite values set to 0 (jawOpen: 1)" in r.stderr
     r2 = run_runtime(*base, "--out", tmp_path / "solo.npz")
     assert r2.returncode == 0 and "partner is treated as silent" in r2.stderr
     with_motion, solo = np.load(tmp_path / "m.npz")["weights"], np.load(tmp_path / "solo.npz")["weights"]
@@ -74,7 +85,8 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, random_model, voice_pair, 
 
 def test_the_command_line_and_the_server_refuse_by_one_rule(tmp_path, voice_pair):
     """The same request type validates both: the CLI's line is the server's bad_request message."""
-    for option, value, field in (("--fps", 0.0, "fps"), ("--seed", -1, "seed")):  # --fps is a float
+    for option, value, field in (("--fps", 0.0, "fps"), ("--seed", -1, "seed"), ("--fps", "abc", "fps"),
+                                 ("--seed", "abc", "seed"), ("--seed", 1.5, "seed")):
         r = run_runtime("predict", "--self", voice_pair[0], "--out", tmp_path / "o.npz", option, value)
         with pytest.raises(RequestError) as refused:
             PredictRequest.from_json({"id": 1, "self": str(voice_pair[0]), "out": str(tmp_path / "o.npz"),
@@ -112,3 +124,78 @@ def test_info_reports_backend_and_device(random_model):
     assert info["protocol"] == PROTOCOL_VERSION and {"onnx", "torch"} <= set(info["backends"])
     assert info["backend"] == "onnx" and info["device"] in ("cpu", "cuda") and info["trained"] is False
     assert "CPUExecutionProvider" in info["onnx_providers"]
+
+
+def test_an_upper_case_extension_writes_that_file_and_stale_temp_files_go(tmp_path, random_model, voice_pair):
+    """o.NPZ / o.CSV are written as named. A temp file a killed run left (its pid is gone) is removed by
+    the next run into the folder; one of a live process, and files not of Duet's pattern, are not."""
+    from model_runtime.predict import temp_path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in ("o.NPZ", "o.CSV"):
+        folder = tmp_path / name.lower().replace(".", "_")
+        folder.mkdir()
+        stale, live = temp_path(folder / name, pid=dead.pid), temp_path(folder / name, pid=os.getpid())
+        others = [folder / ".o.npz.tmp-1", folder / "notes.duet-tmp-1.txt"]
+        for path in (stale, live, *others):
+            Path(path).write_bytes(b"partial")
+        r = run_runtime("predict", "--self", voice_pair[0], "--model", random_model, "--out", folder / name)
+        assert r.returncode == 0, r.stderr
+        weights = read_motion(folder / name).weights if name.endswith("CSV") else np.load(folder / name)["weights"]
+        assert weights.shape == (frame_count(12.0, 30.0), 55)
+        assert sorted(p.name for p in folder.iterdir()) == sorted([name, Path(live).name, *(p.name for p in others)])
+
+
+@pytest.fixture(scope="module")
+def ten_minutes(tmp_path_factory):
+    """Ten minutes of voice: a run long enough to be stopped in the middle."""
+    path = tmp_path_factory.mktemp("long") / "ten_minutes.wav"
+    sf.write(path, np.tile(speechlike(60.0, seed=3), 10), 16000, subtype="PCM_16")
+    return path
+
+
+def _stopped(proc, signum):
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert err.splitlines() == [f"error: stopped by {signal.Signals(signum).name}"], err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_run_stops_it_and_leaves_nothing(tmp_path, random_model, ten_minutes, signum):
+    out = tmp_path / "out" / "result.npz"
+    out.parent.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "model_runtime", "predict", "--self", str(ten_minutes),
+                             "--model", str(random_model), "--out", str(out)], cwd=REPO, env=runtime_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # until the model has begun to load
+        if maps.exists() and "onnxruntime" in maps.read_text(errors="replace"):
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signum)
+    _stopped(proc, signum)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_sigterm_while_the_result_is_written_leaves_nothing(tmp_path, random_model, voice_pair):
+    """Stopped while the temp file is being written: it is removed, and the output never appears."""
+    out = tmp_path / "out" / "result.csv"
+    out.parent.mkdir()
+    # 12 s at 1000 fps: 12,000 CSV rows, long enough to be caught writing them
+    proc = subprocess.Popen([sys.executable, "-m", "model_runtime", "predict", "--self", str(voice_pair[0]),
+                             "--model", str(random_model), "--fps", "1000", "--out", str(out)], cwd=REPO,
+                            env=runtime_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        temps = [p for p in out.parent.iterdir() if ".duet-tmp-" in p.name]
+        if temps and temps[0].stat().st_size > 0:  # the empty one is the writability probe
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, "the run ended before its result was caught being written"
+    proc.send_signal(signal.SIGTERM)
+    _stopped(proc, signal.SIGTERM)
+    assert list(out.parent.iterdir()) == []

@@ -81,3 +81,74 @@ def test_bad_motion_files(tmp_path, content, problem):
     with pytest.raises(BadInput, match=problem) as info:
         read_motion(tmp_path / "bad.csv")
     assert "bad.csv" in str(info.value) and info.value.code == "bad_motion"
+
+
+def _csv_lines(tmp_path, n=10, fps=30.0):
+    write_llf_csv(tmp_path / "m.csv", random_curves(n), fps)
+    return (tmp_path / "m.csv").read_text().splitlines()
+
+
+def _with_timecodes(lines, stamps):
+    return "\n".join([lines[0], *[",".join([t, *ln.split(",")[1:]]) for t, ln in zip(stamps, lines[1:])]]) + "\n"
+
+
+def test_a_timecode_that_does_not_advance_is_refused_not_read_at_a_default_rate(tmp_path):
+    """The partner face's timing is what the network listens to: a guessed rate would move every nod."""
+    lines = _csv_lines(tmp_path)
+    stamps = [ln.split(",")[0] for ln in lines[1:]]
+    for name, order, how in (("reversed", stamps[::-1], "running backwards"),
+                             ("same", [stamps[3]] * len(stamps), "all the same")):
+        (tmp_path / f"{name}.csv").write_text(_with_timecodes(lines, order))
+        with pytest.raises(BadInput, match=rf"{name}\.csv: Timecode does not advance \({how}\)"):
+            read_motion(tmp_path / f"{name}.csv")
+
+
+def test_a_few_rows_whose_timecode_does_not_advance_are_skipped_with_a_note(tmp_path):
+    lines = _csv_lines(tmp_path, n=40)  # over a second: the timecode's own rate is known from its frame field
+    stamps = [ln.split(",")[0] for ln in lines[1:]]
+    stamps[7] = stamps[6]  # a repeated stamp, as a dropped frame duplicated
+    (tmp_path / "dup.csv").write_text(_with_timecodes(lines, stamps))
+    m = read_motion(tmp_path / "dup.csv")
+    assert len(m.weights) == 39 and m.fps == pytest.approx(30.0, rel=1e-3)
+    assert m.notes == [f"{tmp_path / 'dup.csv'}: 1 rows whose Timecode does not advance were skipped"]
+
+
+def test_a_csv_without_timecode_says_which_rate_it_assumed(tmp_path):
+    (tmp_path / "plain.csv").write_text("JawOpen\n0.1\n0.2\n")
+    m = read_motion(tmp_path / "plain.csv")
+    assert m.fps == 60.0 and m.notes == [f"{tmp_path / 'plain.csv'}: no Timecode column; rows taken as 60 per second"]
+
+
+def test_empty_and_nan_cells_become_zero_with_a_note_naming_the_channels(tmp_path):
+    (tmp_path / "holes.csv").write_text("JawOpen,MouthClose,EyeBlinkLeft\n0.5,,0.1\nnan,0.2,0.1\n,inf,0.1\n")
+    m = read_motion(tmp_path / "holes.csv")
+    assert m.weights[:, CHANNELS.index("jawOpen")].tolist() == [0.5, 0.0, 0.0]
+    assert m.weights[:, CHANNELS.index("mouthClose")].tolist() == [0.0, pytest.approx(0.2), 0.0]
+    assert f"{tmp_path / 'holes.csv'}: 4 empty, NaN or infinite values set to 0 (jawOpen: 2, mouthClose: 2)" \
+        in m.notes
+
+
+@pytest.mark.parametrize("arrays,problem", [
+    ({"names": np.array(CHANNELS), "weights": random_curves(4), "fps": np.array([30.0, 30.0])},
+     "fps must be one number"),
+    ({"names": np.array("jawOpen"), "weights": random_curves(4), "fps": np.float64(30)}, "names must be a list"),
+    ({"names": np.array(CHANNELS), "weights": random_curves(4)}, "no fps"),
+    (None, "not a .npz archive"),
+])
+def test_npz_files_that_are_not_duet_motion_are_refused_in_one_line(tmp_path, arrays, problem):
+    path = tmp_path / "odd.npz"
+    with open(path, "wb") as fh:
+        if arrays is None:
+            np.save(fh, random_curves(4))  # a .npy named .npz
+        else:
+            np.savez(fh, **arrays)
+    with pytest.raises(BadInput, match=problem) as info:
+        read_motion(path)
+    assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+    assert info.value.code == "bad_motion"
+
+
+def test_npz_written_under_an_upper_case_name_keeps_that_name(tmp_path):
+    write_npz(tmp_path / "m.NPZ", random_curves(3), 24.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.NPZ"]
+    assert read_motion(tmp_path / "m.NPZ").fps == 24.0

@@ -1,10 +1,9 @@
 """The JSONL server as the add-on drives it: a real subprocess on pipes."""
 
+import io
 import json
 import os
-import subprocess
-import sys
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -12,43 +11,14 @@ import soundfile as sf
 
 from model_runtime.errors import ECHO_LIMIT
 from model_runtime.request import PROTOCOL_VERSION
-from tests.conftest import REPO, runtime_env, speechlike
-
-
-class Client:
-    def __init__(self, model):
-        self.proc = subprocess.Popen([sys.executable, "-m", "model_runtime", "serve", "--model", str(model)],
-                                     cwd=REPO, env=runtime_env(), stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
-
-    def send(self, obj):
-        self.proc.stdin.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
-        self.proc.stdin.flush()
-
-    def event(self, timeout=120):
-        t0 = time.time()
-        line = self.proc.stdout.readline()
-        assert line, "server closed its stdout"
-        assert time.time() - t0 < timeout
-        return json.loads(line)  # every stdout line must be protocol
-
-    def until(self, event, rid=None):
-        seen = []
-        while True:
-            ev = self.event()
-            seen.append(ev)
-            if ev.get("event") in (event, "error", "done") and (rid is None or ev.get("id") == rid):
-                return ev, seen
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+from model_runtime.server import LINE_LIMIT, Channel, Server
+from tests.conftest import REPO, speechlike
+from tests.runtime.serve_client import ServeClient
 
 
 @pytest.fixture
 def server(random_model):
-    c = Client(random_model)
+    c = ServeClient(random_model)
     yield c
     c.close()
 
@@ -80,22 +50,120 @@ def test_hello_jobs_malformed_line_and_shutdown(server, voice_pair, tmp_path):
     assert server.proc.wait(timeout=30) == 0
 
 
-def test_cancel_mid_job_writes_nothing(server, tmp_path):
-    long = tmp_path / "long.wav"
-    sf.write(long, np.tile(speechlike(10.0), 60), 16000)  # 10 minutes: several batches of windows
-    out = tmp_path / "cancelled.npz"
-    server.send({"op": "predict", "id": 9, "self": str(long), "fps": 30, "out": str(out)})
+@pytest.fixture
+def long_voice(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, np.tile(speechlike(10.0), 60), 16000)  # 10 minutes: several batches of windows
+    return path
+
+
+def wait_for_network(server, rid):
+    """Read progress until job `rid` is inside the network (where cancel is checked between batches)."""
     while True:
         ev = server.event()
-        if ev["event"] == "progress" and ev["stage"] == "network":
-            server.send({"op": "cancel", "id": 9})
-            break
-        assert ev["event"] == "progress", ev
+        assert ev["event"] == "progress" and ev["id"] == rid, ev
+        if ev["stage"] == "network":
+            return
+
+
+def results(folder):
+    """Anything a job wrote in `folder`: results and their temporary files."""
+    return sorted(p.name for p in folder.iterdir() if p.suffix in (".npz", ".csv"))
+
+
+def test_cancel_mid_job_writes_nothing(server, long_voice, tmp_path):
+    out = tmp_path / "cancelled.npz"
+    server.send({"op": "predict", "id": 9, "self": str(long_voice), "fps": 30, "out": str(out)})
+    wait_for_network(server, 9)
+    server.send({"op": "cancel", "id": 9})
     final, _ = server.until("error", 9)
     assert final["code"] == "cancelled"
-    assert not out.exists() and not any(p.name.startswith("cancelled") for p in tmp_path.iterdir())
+    assert results(tmp_path) == []
     server.send({"op": "hello"})
     assert server.event()["event"] == "ready"
+
+
+def test_cancel_reaches_queued_and_running_jobs_only(server, long_voice, voice_pair, tmp_path):
+    server.send({"op": "predict", "id": "long", "self": str(long_voice), "out": str(tmp_path / "long.npz")})
+    server.send({"op": "predict", "id": "short", "self": str(voice_pair[0]), "out": str(tmp_path / "short.npz")})
+    wait_for_network(server, "long")
+    server.send({"op": "cancel", "id": "short"})  # queued: no answer of its own, the job answers in its turn
+    server.send({"op": "cancel", "id": "long"})
+    first, _ = server.answer()
+    second, progress = server.answer()
+    assert (first["id"], first["code"]) == ("long", "cancelled"), first
+    assert (second["id"], second["code"]) == ("short", "cancelled") and not progress, second
+    assert second["message"] == "cancelled before the job started"
+    assert results(tmp_path) == []
+    server.hello()
+
+
+def test_cancel_for_an_id_not_queued_or_running_cancels_nothing(server, voice_pair, tmp_path):
+    server.send({"op": "cancel", "id": 5})  # before the job exists: must not cancel it later
+    assert server.event() == {"id": 5, "event": "error", "code": "bad_request",
+                              "message": "id: no queued or running job with this id"}
+    out = tmp_path / "later.npz"
+    server.send({"op": "predict", "id": 5, "self": str(voice_pair[0]), "out": str(out)})
+    done, _ = server.until("done", 5)
+    assert done["event"] == "done" and out.exists()
+    server.send({"op": "cancel", "id": 5})  # after it finished: gone too
+    late = server.event()
+    assert (late["id"], late["code"]) == (5, "bad_request") and late["message"].startswith("id: no queued or running")
+
+
+@pytest.mark.parametrize("how", ["stdin closed", "shutdown"])
+def test_stdin_closing_or_shutdown_mid_job_cancels_everything_then_bye(server, long_voice, voice_pair, tmp_path, how):
+    server.send({"op": "predict", "id": 1, "self": str(long_voice), "out": str(tmp_path / "long.csv")})
+    server.send({"op": "predict", "id": 2, "self": str(voice_pair[0]), "out": str(tmp_path / "queued.npz")})
+    wait_for_network(server, 1)
+    if how == "shutdown":
+        server.send({"op": "shutdown"})
+    else:
+        server.proc.stdin.close()
+    running, _ = server.answer()
+    queued, _ = server.answer()
+    assert (running["id"], running["event"], running["code"]) == (1, "error", "cancelled"), running
+    assert (queued["id"], queued["event"], queued["code"]) == (2, "error", "cancelled"), queued
+    assert server.answer()[0] == {"event": "bye"}
+    assert server.proc.wait(timeout=30) == 0
+    assert results(tmp_path) == []
+
+
+def test_a_reader_thread_that_dies_still_ends_the_server():
+    """Whatever breaks the reader, the server shuts down as on `shutdown` instead of living on deaf."""
+
+    class Breaks(io.BytesIO):
+        def readline(self, size=-1):
+            line = super().readline(size)
+            if not line:
+                raise OSError("stdin broke")
+            return line
+
+    out = io.StringIO()
+    server = Server(Channel(out))  # no model: a job that ran would answer no_model
+    stream = Breaks(b'{"op":"predict","id":1,"self":"a.wav","out":"a.npz"}\n')
+    reader = threading.Thread(target=server.read_requests, args=(stream,))
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive()
+    assert server.run() == 0
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [
+        {"id": 1, "event": "error", "code": "cancelled",
+         "message": "the server is shutting down before the job started"},
+        {"event": "bye"}]
+
+
+def test_lines_of_any_size_and_bytes_are_answered(server):
+    too_long = b'{"op":"hello","pad":"' + b"a" * (LINE_LIMIT + 10) + b'"}'
+    for line, message in [(b'{"op":"hello","x":"\xff\xfe"}', "request: not UTF-8 text"),
+                          (b"[" * 100_000, "request: JSON nested too deeply"),
+                          (too_long, "request: line longer than 16 MiB"),
+                          (b"\x00\x01garbage\x7f", "request: not JSON")]:
+        server.send(line)
+        err = server.event()
+        assert err["code"] == "bad_request" and err["id"] is None and err["message"].startswith(message), err
+    server.send(b"   \t")  # a blank line needs no answer
+    server.hello()
 
 
 def test_stdin_closing_ends_the_server(server):
