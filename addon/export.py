@@ -3,9 +3,33 @@ silently lose some of it: see the comments below). Mesh modifiers are not applie
 them removes every shape key. The re-import tests cover results placed as NLA strips, the add-on's
 default output."""
 
+import os
+
 import bpy
 
 from .validate import character
+
+
+def output_path_problem(path):
+    """Why `path` cannot be written, in one line, or None: asked before an exporter starts, so a bad
+    path fails in one line instead of a traceback half-way through the export."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        return f"{path} is a folder: give a file name"
+    if not os.path.isdir(folder):
+        return f"folder not found: {folder}"
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        return f"cannot write to {path} (permission denied)"
+    return None
+
+
+def gltf_path(path):
+    return path if path.lower().endswith((".glb", ".gltf")) else path + ".glb"
+
+
+def fbx_path(path):
+    return path if path.lower().endswith(".fbx") else path + ".fbx"
 
 
 def gltf_settings(path):
@@ -53,12 +77,10 @@ def _export_selected(objects, fn):
 
 
 def export_gltf(context, path, objects):
-    if not path.lower().endswith((".glb", ".gltf")):
-        path += ".glb"
+    path = gltf_path(path)
     return _export_selected(objects, lambda: bpy.ops.export_scene.gltf(filepath=path, **gltf_settings(path)))
 
 
 def export_fbx(context, path, objects):
-    if not path.lower().endswith(".fbx"):
-        path += ".fbx"
+    path = fbx_path(path)
     return _export_selected(objects, lambda: bpy.ops.export_scene.fbx(filepath=path, **fbx_settings()))

@@ -12,10 +12,19 @@ import numpy as np
 
 from ..model_runtime.channels import CHANNELS
 from ..model_runtime.motion_io import write_npz
+from ..model_runtime.request import MAX_FPS, MIN_FPS
 from . import curves, runtime, validate
 from .job import Job, JobState, Plan, Predict, RuntimeConfig
 from .prefs import get_prefs
-from .scene import add_sound_strips, sample_shape_keys, scene_fps, set_frame_range, strips_collection_name
+from .scene import (
+    add_sound_strips,
+    driven_shape_keys,
+    resolve_mapping,
+    sample_shape_keys,
+    scene_fps,
+    set_frame_range,
+    strips_collection_name,
+)
 from .writer import Transaction, WriteOptions, to_scene_rate, write_character
 
 _job = None  # the one job at a time
@@ -52,15 +61,39 @@ def _audio(path, strip_name, scene, what, required):
             raise UserError(f"{what}: choose an audio file")
         return None
     path = os.path.normpath(bpy.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"{what}: a folder, not an audio file: {path}")
     if not os.path.isfile(path):
         raise UserError(f"{what}: file not found: {path}")
     return path
 
 
-def _character(obj, what):
+def _character(obj, what, output_mode=None):
     if (why := validate.character_problem(obj, what)) is not None:
         raise UserError(why)
+    if output_mode is not None and (why := validate.output_problem(obj, output_mode, what)) is not None:
+        raise UserError(why)
     return obj
+
+
+def head_problem(obj, head_target, head_object, output_mode):
+    """The head's action becomes the active one of the head object (or armature) in 'Active action'
+    output, which Blender refuses while that object's NLA is in tweak mode."""
+    if head_target == "NONE" or output_mode != "ACTIVE":
+        return None
+    target = head_object or obj
+    if target is not None and validate.in_tweak_mode(target):
+        return (f"Head motion: '{target.name}' is in NLA tweak mode: exit tweak mode (Tab in the NLA editor) "
+                "or choose another output")
+    return None
+
+
+def _fps(scene):
+    fps = scene_fps(scene)
+    if not MIN_FPS <= fps <= MAX_FPS:  # the runtime's own limits: refuse here, before anything runs
+        raise UserError(f"Frame rate: {fps:g} fps (Output Properties > Format); Duet needs "
+                        f"{MIN_FPS:g} to {MAX_FPS:g} fps")
+    return fps
 
 
 @dataclass
@@ -115,8 +148,10 @@ def build_plan(context, settings=None):
     """A Plan from the scene's Duet settings, or UserError naming what is missing."""
     scene = context.scene
     s = settings or scene.duet
-    obj = _character(s.character or context.active_object, "Character")
-    fps = scene_fps(scene)
+    obj = _character(s.character or context.active_object, "Character", s.output_mode)
+    if (why := head_problem(obj, s.head_target, s.head_object, s.output_mode)) is not None:
+        raise UserError(why)
+    fps = _fps(scene)
     start = s.start_frame
     self_a = _audio(s.self_audio, s.self_strip, scene, "Own voice", True)
     partner_a = _audio(s.partner_audio, s.partner_strip, scene, "Partner voice", False)
@@ -127,7 +162,9 @@ def build_plan(context, settings=None):
             raise UserError("Partner reference: pick another character than the one animated")
     targets = []  # (object name, index of the step whose result it gets)
     if s.conversation:
-        obj_b = _character(s.character_b, "Second character")
+        obj_b = _character(s.character_b, "Second character", s.output_mode)
+        if (why := head_problem(obj_b, s.head_target, None, s.output_mode)) is not None:
+            raise UserError(why)
         if obj_b == obj:
             raise UserError("Conversation: pick two different characters")
         if partner_a is None:
@@ -143,6 +180,8 @@ def build_plan(context, settings=None):
             if not s.partner_csv:
                 raise UserError("Partner reference: choose a Live Link Face CSV")
             motion = os.path.normpath(bpy.path.abspath(s.partner_csv))
+            if os.path.isdir(motion):
+                raise UserError(f"Partner reference: a folder, not a motion file: {motion}")
             if not os.path.isfile(motion):
                 raise UserError(f"Partner reference: file not found: {motion}")
         steps = [Predict(self_a, partner_a, motion, obj.name)]
@@ -168,6 +207,16 @@ def finish(scene_name, choices, targets, results, start, voices):
     if scene is None:
         raise ValueError(f"scene '{scene_name}' no longer exists")
     reports = []
+    # The artist may have changed the scene while the runtime worked: check again before writing.
+    for n, (obj_name, _k) in enumerate(targets):
+        obj = bpy.data.objects.get(obj_name)
+        what = "Character" if n == 0 else "Second character"
+        why = None if obj is None else validate.output_problem(obj, choices.output_mode, what)
+        if why is None and obj is not None:  # a conversation's second character turns its own object
+            head_obj = bpy.data.objects.get(choices.head_object) if n == 0 and choices.head_object else None
+            why = head_problem(obj, choices.head_target, head_obj, choices.output_mode)
+        if why is not None:
+            raise ValueError(why)
     with Transaction() as tx:
         for n, (obj_name, k) in enumerate(targets):
             obj = bpy.data.objects.get(obj_name)
@@ -190,7 +239,21 @@ def finish(scene_name, choices, targets, results, start, voices):
         parts.append(f"{obj.name}: {len(r.channels)} channels x {r.frames} frames into '{r.action.name}'")
         if r.unmatched:
             notes.append(f"{obj.name}: {len(r.unmatched)} ARKit channels have no shape key")
+        if (note := drivers_note(obj, r.channels, choices.preset)) is not None:
+            notes.append(note)
     return "Duet: " + "; ".join(parts + notes)
+
+
+def drivers_note(obj, channels, preset, shown=3):
+    """A driver sets its property after animation is evaluated, so keys on a driven shape key never
+    play: name those keys (the first few and how many), or None."""
+    mapping = resolve_mapping(obj, preset).mapping
+    driven = driven_shape_keys(obj, [mapping[ch] for ch in channels if ch in mapping])
+    if not driven:
+        return None
+    names = ", ".join(driven[:shown]) + (f" and {len(driven) - shown} more" if len(driven) > shown else "")
+    return (f"{obj.name}: drivers override the written keys on {len(driven)} shape "
+            f"key{'s' if len(driven) > 1 else ''} ({names})")
 
 
 def push_undo(message):

@@ -4,8 +4,11 @@ One warm runtime is kept between generations (its start-up costs seconds: import
 it is restarted when the preferences that define it change, and stopped on unregister.
 """
 
+import functools
 import json
 import os
+import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,21 +151,99 @@ def shutdown():
 
 # --- managed environment ("Set up runtime") ---------------------------------------------------
 
-RUNTIME_PACKAGES = ("numpy", "scipy", "soundfile", "onnxruntime")
+RUNTIME_PACKAGES = ("numpy", "scipy", "soundfile")
+ONNX_CPU, ONNX_GPU = "onnxruntime", "onnxruntime-gpu"  # one or the other: both in one env break it
 TORCH_PACKAGES = ("torch==2.13.0",)  # the CPU wheel; other specs pull GBs of CUDA
+# Where onnxruntime-gpu publishes wheels (platform.system(), platform.machine()).
+_GPU_BUILDS = {("Linux", "x86_64"), ("Windows", "AMD64"), ("Windows", "x86_64")}
 
 
-def setup_commands(base_python, env_dir, backend="onnx", wheels_dir="", online=True):
+def nvidia_driver_evidence(system=None, which=shutil.which, exists=os.path.exists, environ=os.environ):
+    """What shows an NVIDIA driver is installed: a list of the paths found (empty: none).
+
+    File checks only: nothing is loaded into Blender's process and nothing is run, so preferences can
+    ask while they draw. The callables are parameters so tests can play any machine.
+    """
+    system = system or platform.system()
+    found = [p for p in [which("nvidia-smi")] if p]
+    if system == "Linux":
+        candidates = ["/proc/driver/nvidia/version", "/usr/lib/wsl/lib/libcuda.so.1"]
+        candidates += [f"{d}/libcuda.so.1" for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")]
+    elif system == "Windows":
+        candidates = [os.path.join(environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")]
+    else:  # macOS: ONNX Runtime has no CUDA build there, so nothing to look for
+        candidates = []
+    return found + [p for p in candidates if exists(p)]
+
+
+def onnx_package(system, machine, evidence):
+    """(package, why): the GPU build of ONNX Runtime where an NVIDIA driver is present and a GPU build
+    exists for the platform, else the CPU build. Pure: the caller says what it found."""
+    if system == "Darwin":
+        return ONNX_CPU, "CPU build: ONNX Runtime has no CUDA build for macOS"
+    if not evidence:
+        return ONNX_CPU, "CPU build: no NVIDIA driver found"
+    if (system, machine) not in _GPU_BUILDS:
+        return ONNX_CPU, f"CPU build: no onnxruntime-gpu build for {system} {machine}"
+    return ONNX_GPU, f"GPU build: NVIDIA driver found ({evidence[0]})"
+
+
+@functools.cache
+def detected_onnx_package():
+    """onnx_package() for this machine, probed once per session."""
+    return onnx_package(platform.system(), platform.machine(), nvidia_driver_evidence())
+
+
+def setup_packages(backend="onnx", onnx=None):
+    """What 'Set up runtime' installs; `onnx`: the ONNX Runtime package (None: the one for this machine)."""
+    onnx = onnx or detected_onnx_package()[0]
+    return list(RUNTIME_PACKAGES) + [onnx] + (list(TORCH_PACKAGES) if backend == "torch" else [])
+
+
+def setup_summary(backend="onnx"):
+    """One line for the preferences: what 'Set up runtime' would install here, and why."""
+    pkg, why = detected_onnx_package()
+    torch = " and torch (CPU)" if backend == "torch" else ""
+    return f"Set up installs {pkg}{torch}: {why}"
+
+
+def setup_commands(base_python, env_dir, backend="onnx", wheels_dir="", online=True, onnx=None):
     """Commands that create the managed runtime environment, or raise ValueError with the reason."""
     if not wheels_dir and not online:
         raise ValueError("Online access is off (Preferences > System > Network): "
                          "allow it, or give a folder of wheels")
-    pkgs = list(RUNTIME_PACKAGES) + (list(TORCH_PACKAGES) if backend == "torch" else [])
+    pkgs = setup_packages(backend, onnx)
+    other = ONNX_CPU if ONNX_GPU in pkgs else ONNX_GPU
     py = env_python(env_dir)
-    pip = [py, "-m", "pip", "install", "--disable-pip-version-check"]
+    pip = [py, "-m", "pip", "--disable-pip-version-check"]
+    install = pip + ["install"]
     if wheels_dir:
-        pip += ["--no-index", "--find-links", os.path.abspath(wheels_dir)]
-    return [[base_python, "-m", "venv", env_dir], pip + pkgs]
+        install += ["--no-index", "--find-links", os.path.abspath(wheels_dir)]
+    # The CPU and GPU builds share the `onnxruntime` module: installed over each other (a machine that
+    # gained a GPU, an environment copied over), the files of one break the other.
+    return [[base_python, "-m", "venv", env_dir], pip + ["uninstall", "-y", other], install + pkgs]
+
+
+_setup = None  # the one set-up at a time
+
+
+def start_setup(commands, log_path):
+    """Start the set-up task (ValueError while one runs); the caller polls its tick() from a timer."""
+    global _setup
+    if _setup is not None and _setup.state == "running":
+        raise ValueError("The runtime is already being set up; wait for it to finish")
+    shutdown()  # the warm runtime may run from the environment about to change
+    _setup = SetupTask(commands, log_path)
+    return _setup
+
+
+def current_setup():
+    return _setup
+
+
+def cancel_setup():
+    if _setup is not None:
+        _setup.cancel()
 
 
 class SetupTask:

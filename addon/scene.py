@@ -77,6 +77,9 @@ def add_sound_strips(scene, paths, start_frame, tx):
         if any(getattr(s, "sound", None) is not None and s.frame_start == start
                and os.path.normpath(bpy.path.abspath(s.sound.filepath)) == absp for s in strips):
             continue
+        if not os.path.isfile(absp):  # moved or deleted while the runtime worked: the keys are still good
+            notes.append(f"no sound strip for {os.path.basename(absp)}: the file is gone ({absp})")
+            continue
         channel = 1 + max([s.channel for s in strips] or [0])
         n_sounds = set(bpy.data.sounds)
         try:
@@ -94,6 +97,16 @@ def add_sound_strips(scene, paths, start_frame, tx):
                 bpy.data.sounds.remove(sound)
         tx.on_undo(undo)
     return notes
+
+
+def driven_shape_keys(obj, key_names):
+    """Those of `key_names` whose value an unmuted driver sets (in `key_names` order)."""
+    key = getattr(obj.data, "shape_keys", None)
+    ad = key.animation_data if key is not None else None
+    if ad is None:
+        return []
+    paths = {fc.data_path for fc in ad.drivers if not fc.mute}
+    return [k for k in key_names if f'key_blocks["{bpy.utils.escape_identifier(k)}"].value' in paths]
 
 
 def set_frame_range(scene, start, end, tx):

@@ -17,7 +17,44 @@ def has_shape_keys(obj):
 
 def character_problem(obj, what="Character"):
     """None when `obj` can be animated, else one line naming `what` and what to do."""
-    return None if has_shape_keys(obj) else f"{what}: pick a mesh with shape keys"
+    if not has_shape_keys(obj):
+        return f"{what}: pick a mesh with shape keys"
+    if not obj.data.shape_keys.use_relative:  # absolute keys follow the Evaluation Time, not key values
+        return (f"{what}: '{obj.name}' has absolute shape keys, on which keys do nothing: turn on Relative "
+                "in its Shape Keys panel")
+    return None
+
+
+def in_tweak_mode(idb):
+    ad = getattr(idb, "animation_data", None)
+    return ad is not None and ad.use_tweak_mode
+
+
+def linked_from(idb):
+    """The library file `idb` is linked from ('lib.blend'), or None for local data and overrides."""
+    lib = getattr(idb, "library", None)
+    return None if lib is None else (bpy.path.basename(lib.filepath) or lib.name)
+
+
+def linked_problem(obj, what="Character"):
+    """Saving keeps local data and what a library override changes, never edits of linked data: keys
+    written onto a purely linked object would vanish on reopen. None when `obj` is not linked."""
+    if obj is None or (lib := linked_from(obj)) is None:
+        return None
+    return (f"{what}: '{obj.name}' is linked from {lib}, so keys on it would not be saved: make a library "
+            "override (Object > Library Override > Make) and generate on it")
+
+
+def output_problem(obj, output_mode, what="Character"):
+    """None when keys written onto `obj` will be saved and play, else one line. 'Active action' output
+    assigns the shape keys' action, which Blender keeps read-only while their NLA is in tweak mode
+    (an NLA strip can still be added)."""
+    if (why := linked_problem(obj, what)) is not None:
+        return why
+    if output_mode == "ACTIVE" and has_shape_keys(obj) and in_tweak_mode(obj.data.shape_keys):
+        return (f"{what}: {obj.name}'s shape keys are in NLA tweak mode: exit tweak mode (Tab in the NLA "
+                "editor) or choose another output")
+    return None
 
 
 def character(context):
@@ -31,14 +68,17 @@ def generate_reason(context, job=None):
     if job is not None and job.running:
         return "Duet is already generating"
     s = context.scene.duet
-    if (why := character_problem(character(context))) is not None:
+    if (why := character_problem(character(context)) or output_problem(character(context), s.output_mode)):
+        return why
+    if s.head_target != "NONE" and (why := linked_problem(s.head_object, "Head motion")) is not None:
         return why
     if not (s.self_audio or s.self_strip):
         return "Choose the character's own voice"
-    if s.self_audio and not os.path.isfile(bpy.path.abspath(s.self_audio)):
-        return "Own voice: file not found"
+    if s.self_audio and not os.path.isfile(path := os.path.normpath(bpy.path.abspath(s.self_audio))):
+        return f"Own voice: {'a folder, not an audio file' if os.path.isdir(path) else 'file not found'}: {path}"
     if s.conversation:
-        return character_problem(s.character_b, "Second character")
+        return (character_problem(s.character_b, "Second character")
+                or output_problem(s.character_b, s.output_mode, "Second character"))
     return None
 
 

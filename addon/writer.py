@@ -11,10 +11,10 @@ import numpy as np
 
 from ..model_runtime.channels import ARKIT_NAMES, HEAD_NAMES
 from ..model_runtime.timebase import resample_curves
-from . import animdata
+from . import animdata, overrides
 from .curves import reduce_keys
 from .scene import resolve_mapping, scene_fps
-from .validate import character_problem
+from .validate import character_problem, linked_problem
 
 LINEAR = 1  # Keyframe.interpolation enum index (CONSTANT, LINEAR, BEZIER)
 
@@ -91,11 +91,20 @@ def _keys(fcurves, path, index, frames, values, tol):
 
 
 def write_character(scene, obj, names, weights, opts, tx):
-    """Write (T, C) curves named `names` (already at the scene's rate) onto `obj`. Returns a WriteReport."""
+    """Write (T, C) curves named `names` (already at the scene's rate) onto `obj`. Returns a WriteReport.
+
+    Refuses (ValueError, nothing written) what would not be saved: a linked character or head.
+    """
     rep = WriteReport()
     if (why := character_problem(obj, f"'{obj.name}'")) is not None:
         raise ValueError(why)
-    key = obj.data.shape_keys
+    head_owner = (opts.head_object or obj) if opts.head_target != "NONE" else None
+    for idb, what in ((obj, "Character"), (head_owner, "Head motion")):
+        if (why := linked_problem(idb, what)) is not None:
+            raise ValueError(why)
+    if (note := overrides.ensure_saved_shape_keys(obj, tx)) is not None:
+        rep.notes.append(note)
+    key = obj.data.shape_keys  # after the line above: it may be the override's
     weights = np.asarray(weights, dtype=np.float32)
     col = {n: j for j, n in enumerate(names)}
     res = resolve_mapping(obj, opts.preset)
@@ -119,6 +128,7 @@ def write_character(scene, obj, names, weights, opts, tx):
     if not rep.channels:
         raise ValueError(f"none of '{obj.name}''s shape keys match an ARKit name; see Duet > Mapping")
     rep.action = act
+    overrides.make_editable(key, tx)
     rep.notes += animdata.place_action(key, act, slot, opts.output_mode, opts.start_frame, tx)
 
     if opts.head_target != "NONE" and all(h in col for h in HEAD_NAMES):
@@ -126,6 +136,10 @@ def write_character(scene, obj, names, weights, opts, tx):
         rep.head_action, k, notes = _write_head(obj, head, frames, opts, tx)
         rep.keys += k
         rep.notes += notes
+    # Never report keys that saving would drop: the checks above should make this unreachable.
+    written = [key] + ([opts.head_object or obj] if rep.head_action is not None else [])
+    if (why := overrides.unsaved_problem(written)) is not None:
+        raise ValueError(why)
     return rep
 
 
@@ -155,6 +169,7 @@ def _write_head(obj, head, frames, opts, tx):
     if mode == "AXIS_ANGLE":
         return None, 0, [f"head motion skipped: '{target.name}' uses axis-angle rotation"]
     x, y, z = _euler_curves(head[:, 0], head[:, 1], head[:, 2], bone)
+    overrides.make_editable(target, tx)
     act, slot, fcurves = animdata.new_action(f"Duet head {obj.name}", target)
     tx.on_undo(lambda: bpy.data.actions.remove(act))
     keys = 0

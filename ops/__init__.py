@@ -105,7 +105,8 @@ class DUET_OT_check_runtime(bpy.types.Operator):
 
 class DUET_OT_setup_runtime(bpy.types.Operator):
     """Create the runtime's own Python environment under the extension's user folder and install its
-    packages (from the internet when online access is allowed, or from a folder of wheels)"""
+    packages (from the internet when online access is allowed, or from a folder of wheels); ONNX
+    Runtime's GPU build where an NVIDIA driver is found"""
 
     bl_idname = "duet.setup_runtime"
     bl_label = "Set up runtime"
@@ -114,26 +115,37 @@ class DUET_OT_setup_runtime(bpy.types.Operator):
         import os
         import sys
 
+        if (job := generate.current_job()) is not None and job.running:
+            self.report({"ERROR"}, "Duet is generating: set up the runtime once it has finished")
+            return {"CANCELLED"}
         prefs = get_prefs(context)
         env_dir = runtime.managed_env_dir()
         try:
             cmds = runtime.setup_commands(sys.executable, env_dir, prefs.backend,
                                           bpy.path.abspath(prefs.wheels_dir) if prefs.wheels_dir else "",
                                           online=bpy.app.online_access)
+            runtime.start_setup(cmds, os.path.join(runtime.user_dir(), "setup.log"))
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        task = runtime.SetupTask(cmds, os.path.join(runtime.user_dir(), "setup.log"))
-
-        def poll_task():  # a timer: the operator's context is gone by now, use bpy.context
-            if task.tick():
-                return 0.5
-            print(f"Duet: {task.message}")
-            bpy.context.window_manager.duet_status = task.message
-            return None
-        bpy.app.timers.register(poll_task, first_interval=0.1)
-        self.report({"INFO"}, f"Setting up the runtime in {env_dir} (see the status in the Duet panel)")
+        if not bpy.app.timers.is_registered(setup_timer):
+            bpy.app.timers.register(setup_timer, first_interval=0.1)
+        self.report({"INFO"}, f"Setting up the runtime in {env_dir} ({runtime.setup_summary(prefs.backend)}); "
+                              "see the status in the Duet panel")
         return {"FINISHED"}
+
+
+def setup_timer():
+    """The set-up's bpy.app.timers callback (the operator's context is gone by then: bpy.context).
+    Public because the PyPI bpy module never fires timers: tests call it as Blender would."""
+    task = runtime.current_setup()
+    if task is None:
+        return None
+    if task.tick():
+        return 0.5
+    print(f"Duet: {task.message}")
+    bpy.context.window_manager.duet_status = task.message
+    return None
 
 
 class DUET_OT_refresh_mapping(bpy.types.Operator):
@@ -187,6 +199,9 @@ class DUET_OT_import_csv(bpy.types.Operator, ImportHelper):
 
     def execute(self, context):
         s = context.scene.duet
+        if (why := validate.output_problem(validate.character(context), s.output_mode)) is not None:
+            self.report({"ERROR"}, f"Import failed: {why}")
+            return {"CANCELLED"}
         try:
             rep = llf.import_csv(context.scene, validate.character(context), self.filepath, self.start_frame,
                                  s.output_mode, s.mapping_preset)
@@ -212,6 +227,9 @@ class DUET_OT_export_csv(bpy.types.Operator, ExportHelper):
         return _poll(cls, validate.character_reason(context))
 
     def execute(self, context):
+        if (why := export.output_path_problem(self.filepath)) is not None:
+            self.report({"ERROR"}, f"Export failed: {why}")
+            return {"CANCELLED"}
         try:
             n = llf.export_csv(context.scene, validate.character(context), self.filepath,
                                preset=context.scene.duet.mapping_preset)
@@ -227,6 +245,19 @@ class _ExportBase(ExportHelper):
     def poll(cls, context):
         return _poll(cls, validate.character_reason(context))
 
+    def export(self, context, fn, path):
+        """Run an exporter; a bad path or an exporter's failure ends in one line, not a traceback."""
+        if (why := export.output_path_problem(path)) is not None:
+            self.report({"ERROR"}, f"Export failed: {why}")
+            return {"CANCELLED"}
+        try:
+            fn(context, path, export.export_objects(context))
+        except (OSError, RuntimeError) as exc:
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            self.report({"ERROR"}, f"Export failed: {lines[-1] if lines else type(exc).__name__}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
 
 class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
     """Export the character(s) as glTF binary with shape-key animation"""
@@ -237,8 +268,7 @@ class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
     filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
 
     def execute(self, context):
-        export.export_gltf(context, self.filepath, export.export_objects(context))
-        return {"FINISHED"}
+        return self.export(context, export.export_gltf, export.gltf_path(self.filepath))
 
 
 class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
@@ -250,8 +280,7 @@ class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
 
     def execute(self, context):
-        export.export_fbx(context, self.filepath, export.export_objects(context))
-        return {"FINISHED"}
+        return self.export(context, export.export_fbx, export.fbx_path(self.filepath))
 
 
 classes = (DUET_OT_generate, DUET_OT_cancel, DUET_OT_check_runtime, DUET_OT_setup_runtime,
@@ -265,5 +294,9 @@ def register():
 
 
 def unregister():
+    # Disabling the extension leaves nothing running: no set-up process, no timer into unloaded code.
+    runtime.cancel_setup()
+    if bpy.app.timers.is_registered(setup_timer):
+        bpy.app.timers.unregister(setup_timer)
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -147,6 +147,7 @@ def draw_preferences(prefs, context, layout):
     row.prop(prefs, "backend")
     row.prop(prefs, "device")
     col.prop(prefs, "wheels_dir")
+    col.label(text=runtime.setup_summary(prefs.backend), icon="INFO")
     row = col.row()
     row.operator("duet.setup_runtime", icon="CONSOLE")
     row.operator("duet.check_runtime", icon="CHECKMARK")

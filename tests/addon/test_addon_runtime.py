@@ -31,11 +31,11 @@ def test_setup_commands_respect_online_access(duet, tmp_path):
 
     with pytest.raises(ValueError, match="Online access is off"):
         runtime.setup_commands("/usr/bin/python3", str(tmp_path / "env"), online=False)
-    venv, pip = runtime.setup_commands("/usr/bin/python3", str(tmp_path / "env"), wheels_dir=str(tmp_path),
-                                       online=False)
+    venv, _uninstall, pip = runtime.setup_commands("/usr/bin/python3", str(tmp_path / "env"),
+                                                   wheels_dir=str(tmp_path), online=False, onnx="onnxruntime")
     assert venv[1:3] == ["-m", "venv"]
     assert "--no-index" in pip and str(tmp_path) in pip and "onnxruntime" in pip
-    _, pip = runtime.setup_commands("/usr/bin/python3", str(tmp_path / "env"), backend="torch")
+    *_, pip = runtime.setup_commands("/usr/bin/python3", str(tmp_path / "env"), backend="torch")
     assert "torch==2.13.0" in pip and "--no-index" not in pip
 
 
