@@ -20,6 +20,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from .errors import BadInput, Cancelled
+from .rows import LazyRows
 from .timebase import SAMPLE_RATE
 
 _BLOCK = 1 << 17  # frames read at a time (2.7 s at 48 kHz): bounds memory and the time between cancel checks
@@ -27,7 +28,7 @@ IN_MEMORY_SECONDS = 600.0  # up to 38 MB a track stays in memory; longer tracks 
 DOWNMIX_LOSS_DB = 20.0  # a mono mix this far below its loudest channel: the channels cancel
 
 
-class Samples:
+class Samples(LazyRows):
     """A long track's 16 kHz float32 samples, read a slice at a time (`x[a:b]` is an ndarray).
 
     Held in an anonymous temporary file (the OS deletes it when it is closed, or when the process
@@ -50,16 +51,6 @@ class Samples:
     @property
     def shape(self):
         return (self.length,)
-
-    def __getitem__(self, key):
-        if isinstance(key, slice) and key.step in (None, 1):
-            a, b, _ = key.indices(self.length)
-            return self.read(a, max(a, b))
-        return np.asarray(self)[key]
-
-    def __array__(self, dtype=None, copy=None):
-        x = self.read(0, self.length)
-        return x if dtype is None else x.astype(dtype, copy=False)
 
     def read(self, a: int, b: int) -> np.ndarray:
         """Samples [a, b) as a new float32 array."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from .rows import LazyRows
 from .timebase import SAMPLE_RATE
 
 
@@ -92,7 +93,7 @@ class LogMel:
         return LogMelRows(self, samples, n_samples, n_rows)
 
 
-class LogMelRows:
+class LogMelRows(LazyRows):
     """The log-mel of a whole track as windowed inference reads it: `x[a:b]` computes (or takes from a
     small cache) the chunks of LogMel's grid that rows [a, b) fall in, so the same bits as the whole
     array without ever holding it (3 hours of one track's log-mel would be 345 MB). Rows past the
@@ -113,16 +114,6 @@ class LogMelRows:
     @property
     def shape(self):
         return (self.n_rows, self.logmel.cfg.n_mels)
-
-    def __getitem__(self, key):
-        if isinstance(key, slice) and key.step in (None, 1):
-            a, b, _ = key.indices(self.n_rows)
-            return self.read(a, max(a, b))
-        return np.asarray(self)[key]
-
-    def __array__(self, dtype=None, copy=None):
-        x = self.read(0, self.n_rows)
-        return x if dtype is None else x.astype(dtype, copy=False)
 
     def read(self, a, b):
         cfg, size = self.logmel.cfg, self.logmel._CHUNK
