@@ -12,14 +12,15 @@ from typing import Callable
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Track, pad_to_same_length, read_span, silent_track
+from .audio import Track, pad_to_same_length, read_span, silent_track
 from .channels import NUM_ARKIT
 from .errors import Cancelled
 from .features import LogMel, MelConfig
 from .liveliness import add_liveliness, voice_activity
 from .motion_io import Motion
 from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED
-from .timebase import frame_count, resample_curves
+from .rows import RowsOf
+from .timebase import SAMPLE_RATE, frame_count, resample_curves
 
 
 @dataclass
@@ -51,22 +52,6 @@ def crossfade_weights(length, overlap, fade_in, fade_out):
     return w
 
 
-class _Rows:
-    """Rows [a, b) of a long per-track input, made by read(a, b) when sliced."""
-
-    def __init__(self, n, read):
-        self.n, self.read = n, read
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, key):
-        if isinstance(key, slice) and key.step in (None, 1):
-            a, b, _ = key.indices(self.n)
-            return self.read(a, max(a, b))
-        return np.asarray(self.read(0, self.n))[key]
-
-
 class Predictor:
     def __init__(self, backend):
         self.backend = backend
@@ -79,7 +64,7 @@ class Predictor:
         cfg = self.cfg
         if cfg.audio_encoder == "wav2vec2":
             need = n_frames * cfg.samples_per_frame
-            return _Rows(need, lambda a, b: read_span(samples, a, b)), cfg.samples_per_frame
+            return RowsOf(need, lambda a, b: read_span(samples, a, b)), cfg.samples_per_frame
         r = cfg.mel_frames_per_frame
         # Audio that ends inside the last frame is padded with silence.
         return self.mel.rows(samples, n_frames * r * self.mel.cfg.hop_length, n_frames * r), r

@@ -20,3 +20,16 @@ class LazyRows:
 
     def read(self, a: int, b: int) -> np.ndarray:
         raise NotImplementedError
+
+
+class RowsOf(LazyRows):
+    """`n` rows made by `read(a, b)` when sliced."""
+
+    def __init__(self, n: int, read):
+        self.n, self._read = int(n), read
+
+    def __len__(self):
+        return self.n
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        return self._read(a, b)

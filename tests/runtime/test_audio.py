@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from model_runtime.audio import SAMPLE_RATE, load_audio, pad_to_same_length
+from model_runtime.audio import load_audio, pad_to_same_length
 from model_runtime.errors import BadInput
+from model_runtime.timebase import SAMPLE_RATE
 from tests.conftest import run_runtime, speechlike
 
 

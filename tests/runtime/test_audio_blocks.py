@@ -12,11 +12,12 @@ import pytest
 import soundfile as sf
 
 from model_runtime import audio
-from model_runtime.audio import SAMPLE_RATE, Samples, Track, load_audio, pad_to_same_length, resample
+from model_runtime.audio import Samples, Track, load_audio, pad_to_same_length, resample
 from model_runtime.errors import BadInput, Cancelled
 from model_runtime.features import LogMel
 from model_runtime.predict import load_predictor, run_predict
 from model_runtime.request import PredictRequest
+from model_runtime.timebase import SAMPLE_RATE
 from tests.conftest import speechlike
 
 
