@@ -8,6 +8,7 @@ signal N (SIGTERM 143, SIGINT 130), leaving no partial or temporary file.
 import argparse
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -192,7 +193,17 @@ def cmd_info(args):
     return EXIT_OK
 
 
+def check_model_out(out):
+    """init / export: BadInput naming `out` unless it names a file in an existing folder (before torch loads)."""
+    path = os.path.abspath(out)
+    if os.path.isdir(path):
+        raise BadInput(out, "is a folder; name the model file to write", code="bad_request")
+    if not os.path.isdir(os.path.dirname(path)):
+        raise BadInput(out, "output folder does not exist", code="bad_request")
+
+
 def cmd_init(args):
+    check_model_out(args.out)
     import torch
 
     from .config import DualTalkConfig
@@ -207,6 +218,7 @@ def cmd_init(args):
 
 
 def cmd_export(args):
+    check_model_out(args.out)
     from .export import export_onnx
 
     export_onnx(args.checkpoint, args.out)

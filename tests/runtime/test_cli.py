@@ -199,3 +199,13 @@ def test_sigterm_while_the_result_is_written_leaves_nothing(tmp_path, random_mod
     proc.send_signal(signal.SIGTERM)
     _stopped(proc, signal.SIGTERM)
     assert list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["init", "export"])
+@pytest.mark.parametrize("where", ["missing folder", "a folder"])
+def test_init_and_export_refuse_an_unwritable_out_in_one_line(tmp_path, random_model, command, where):
+    out = tmp_path / "gone" / "m.pt" if where == "missing folder" else tmp_path
+    args = ["--out", out] + (["--checkpoint", random_model.with_suffix(".pt")] if command == "export" else [])
+    r = run_runtime(command, *args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith(f"error: {out}"), r.stderr
+    assert "Traceback" not in r.stderr and sorted(tmp_path.iterdir()) == []
