@@ -16,6 +16,16 @@ from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED, PredictReq
 from . import runtime
 from .client import EXIT, protocol_problem
 
+# How much of one predict step each runtime stage fills, so the bar only moves forward: each stage
+# reports its own 0..1 (loading an hour of audio takes seconds, the network most of the time).
+STAGE_SPANS = {"audio": (0.0, 0.2), "features": (0.2, 0.25), "network": (0.25, 1.0)}
+
+
+def step_fraction(stage, value):
+    """A stage's progress value (0..1) -> the share of its predict step done."""
+    lo, hi = STAGE_SPANS.get(stage, (0.0, 1.0))
+    return lo + (hi - lo) * value
+
 
 class JobState(Enum):
     NEW = "new"  # not started: the runtime is asked for on the first tick
@@ -181,7 +191,7 @@ class Job:
         self._since = time.monotonic()
         if kind == "progress":
             value = min(max(float(ev.get("value", 0.0)), 0.0), 1.0)
-            self.progress = (self.step + value) / len(self.plan.steps)
+            self.progress = (self.step + step_fraction(ev.get("stage"), value)) / len(self.plan.steps)
             self.stage = f"{step.label + ': ' if step.label else ''}{ev.get('stage', '')}"
         elif kind == "error":
             code = ev.get("code", "internal")

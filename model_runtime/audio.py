@@ -107,10 +107,11 @@ def _bad(path, problem):
     return BadInput(path, problem, code="bad_audio")
 
 
-def load_audio(path: str | os.PathLike, cancel=None) -> Track:
+def load_audio(path: str | os.PathLike, cancel=None, progress=None) -> Track:
     """16 kHz mono float32 from any file soundfile reads; BadInput (code bad_audio) naming the file.
 
-    cancel() is checked between blocks (Cancelled). A track longer than IN_MEMORY_SECONDS is kept in a
+    cancel() is checked between blocks (Cancelled); progress(fraction read) is called after each
+    block, so loading an hour of audio shows movement. A track longer than IN_MEMORY_SECONDS is kept in a
     temporary file: close the Track (or use it as a context manager) to delete it at once."""
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -155,6 +156,8 @@ def load_audio(path: str | os.PathLike, cancel=None) -> Track:
                 mono_energy += x @ x
             n += len(m)
             sink.add(resampler.push(m) if resampler else m)
+            if progress is not None:
+                progress(min(1.0, n / info.frames))
         if n == 0:
             raise _bad(path, "audio file holds no samples")
         if n_bad == n:

@@ -151,8 +151,11 @@ def run_predict(predictor: Predictor, request: PredictRequest, progress: Progres
         progress("audio", 0.0)
     self_track = partner_track = None
     try:
-        self_track = load_audio(request.self_audio, cancel)
-        partner_track = load_audio(request.partner, cancel) if request.partner else None
+        # Loading is the "audio" stage: own track 0..0.5 (or 0..1 alone), partner 0.5..1.
+        share = 0.5 if request.partner else 1.0
+        stage = (lambda base: (lambda f: progress("audio", base + share * f))) if progress else (lambda base: None)
+        self_track = load_audio(request.self_audio, cancel, stage(0.0))
+        partner_track = load_audio(request.partner, cancel, stage(0.5)) if request.partner else None
         motion = read_motion(request.partner_motion) if request.partner_motion else None
         result = predictor.predict(self_track, partner_track, motion, request.fps, progress, cancel,
                                    request.liveliness, request.seed)

@@ -160,3 +160,14 @@ def test_a_runtime_of_another_protocol_is_refused_before_any_request(duet, monke
     assert job.message.startswith("Duet: the runtime speaks protocol 0, this add-on needs ")
     assert job.message.endswith("Nothing was changed.") and "\n" not in job.message
     assert [r["op"] for r in old.sent] == ["hello"] and old.stopped
+
+
+def test_the_bar_only_moves_forward_through_the_stages(duet):
+    """Each runtime stage reports its own 0..1; the job maps them onto one step so the bar never goes back."""
+    from duet.addon.job import step_fraction
+
+    events = [("audio", 0.0), ("audio", 0.4), ("audio", 1.0), ("features", 0.0), ("features", 1.0),
+              ("network", 0.0), ("network", 0.5), ("network", 1.0)]
+    shares = [step_fraction(stage, value) for stage, value in events]
+    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
+    assert step_fraction("something new", 0.3) == 0.3

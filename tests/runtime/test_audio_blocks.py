@@ -217,3 +217,13 @@ def test_log_mel_rows_equal_the_whole_log_mel(monkeypatch):
         got = rows[a:b]
         np.testing.assert_array_equal(got[:max(0, len(whole) - a)], whole[a:b])
         assert (got[max(0, len(whole) - a):] == np.float32(np.log(mel.cfg.floor))).all()
+
+
+def test_loading_reports_its_progress_block_by_block(tmp_path, small_blocks, predictor):
+    """A long load moves the bar: the own track fills the first half of the audio stage, the partner's the second."""
+    a, b = _files(tmp_path)
+    seen = []
+    run_predict(predictor, PredictRequest(str(a), str(tmp_path / "o.npz"), partner=str(b)),
+                progress=lambda stage, value: seen.append(value) if stage == "audio" else None)
+    assert len(seen) > 10 and seen == sorted(seen), seen
+    assert seen[0] == 0.0 and 0.5 in seen and seen[-1] == 1.0
