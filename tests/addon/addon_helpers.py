@@ -3,13 +3,12 @@
 import importlib.util
 import os
 import sys
-from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from model_runtime.paths import ROOT as REPO  # the one place that knows the folders
 
 
 def _root_conftest():
