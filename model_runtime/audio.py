@@ -256,8 +256,7 @@ class _BlockResampler:
 
     def __init__(self, src_rate, dst_rate):
         self.src, self.dst = int(src_rate), int(dst_rate)
-        ratio = Fraction(self.dst, self.src).limit_denominator(1000)
-        self.up, self.down = ratio.numerator, ratio.denominator
+        self.up, self.down = _ratio(self.src, self.dst)
         half_len = 10 * max(self.up, self.down)  # resample_poly's filter reaches half_len upsampled samples
         pad = -(-half_len // self.up) + 1
         self.pad = -(-pad // self.down) * self.down
@@ -276,7 +275,7 @@ class _BlockResampler:
     def finish(self):
         """The rest of the output. resample() then cuts or pads the whole to `length` samples (they differ
         where the rate ratio had to be approximated), which the caller does with what it stored."""
-        self.length = int(round(self.n_in * self.dst / self.src))
+        self.length = _resampled_length(self.n_in, self.src, self.dst)
         return self._emit(self.n_in) if self.n_in > self.done else np.zeros(0, np.float32)
 
     def _emit(self, stop):
@@ -293,11 +292,20 @@ class _BlockResampler:
         return y
 
 
+def _ratio(src_rate, dst_rate):
+    """(up, down) of the polyphase resampler; rates with no small ratio are approximated."""
+    ratio = Fraction(int(dst_rate), int(src_rate)).limit_denominator(1000)
+    return ratio.numerator, ratio.denominator
+
+
+def _resampled_length(n, src_rate, dst_rate):
+    return int(round(n * dst_rate / src_rate))
+
+
 def resample(x: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Band-limited polyphase resampling (anti-aliased), not sample dropping."""
-    ratio = Fraction(int(dst_rate), int(src_rate)).limit_denominator(1000)
-    out = resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
-    want = int(round(len(x) * dst_rate / src_rate))
+    out = resample_poly(x, *_ratio(src_rate, dst_rate)).astype(np.float32)
+    want = _resampled_length(len(x), src_rate, dst_rate)
     return out[:want] if len(out) >= want else np.pad(out, (0, want - len(out)))
 
 

@@ -8,7 +8,6 @@ signal N (SIGTERM 143, SIGINT 130), leaving no partial or temporary file.
 import argparse
 import contextlib
 import json
-import os
 import re
 import signal
 import sys
@@ -128,10 +127,7 @@ def main(argv=None):
     except Stopped as exc:
         print(f"error: stopped by {exc}", file=sys.stderr)
         return 128 + exc.signum
-    except BadInput as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NoModel as exc:
+    except (BadInput, NoModel) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -193,17 +189,10 @@ def cmd_info(args):
     return EXIT_OK
 
 
-def check_model_out(out):
-    """init / export: BadInput naming `out` unless it names a file in an existing folder (before torch loads)."""
-    path = os.path.abspath(out)
-    if os.path.isdir(path):
-        raise BadInput(out, "is a folder; name the model file to write", code="bad_request")
-    if not os.path.isdir(os.path.dirname(path)):
-        raise BadInput(out, "output folder does not exist", code="bad_request")
-
-
 def cmd_init(args):
-    check_model_out(args.out)
+    from .predict import check_target
+
+    check_target(args.out, "the model file to write")  # before torch loads
     import torch
 
     from .config import DualTalkConfig
@@ -218,7 +207,9 @@ def cmd_init(args):
 
 
 def cmd_export(args):
-    check_model_out(args.out)
+    from .predict import check_target
+
+    check_target(args.out, "the model file to write")
     from .export import export_onnx
 
     export_onnx(args.checkpoint, args.out)

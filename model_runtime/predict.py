@@ -91,18 +91,24 @@ def _remove(path: str) -> None:
         pass
 
 
-def check_output(out: str) -> None:
-    """BadInput (code bad_request) naming `out` unless a result can be written there: checked
-    before the model, the audio or the network cost anything. Also sweeps stale temp files."""
+def check_target(out: str, what: str = "a file ending in .npz or .csv") -> str:
+    """BadInput (code bad_request) naming `out` unless it names a file (`what`) in an existing
+    folder; returns that folder."""
     path = os.path.abspath(out)
     if os.path.isdir(path):
-        raise BadInput(out, "is a folder; name a file ending in .npz or .csv", code="bad_request")
+        raise BadInput(out, f"is a folder; name {what}", code="bad_request")
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         problem = "the output folder is a file, not a folder" if os.path.exists(folder) else \
             "output folder does not exist"
         raise BadInput(out, problem, code="bad_request")
-    remove_stale_temps(folder)
+    return folder
+
+
+def check_output(out: str) -> None:
+    """BadInput (code bad_request) naming `out` unless a result can be written there: checked
+    before the model, the audio or the network cost anything. Also sweeps stale temp files."""
+    remove_stale_temps(check_target(out))
     # Only writing tells: permissions, ACLs, read-only mounts and root all defeat os.access.
     probe = temp_path(out)
     try:

@@ -48,3 +48,11 @@ def resample_at_times(values, src_times, dst_times):
     for c in range(values.shape[1]):
         out[:, c] = np.interp(dst_times, src_times, values[:, c])
     return out
+
+
+def mask_from_segments(segments, times):
+    """(len(times),) bool: inside one of the [start, end) segments (seconds)."""
+    m = np.zeros(len(times), bool)
+    for s, e in segments:
+        m |= (times >= s) & (times < e)
+    return m

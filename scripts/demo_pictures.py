@@ -11,7 +11,8 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from demo_common import NAMES, TURN, say  # noqa: E402
-from demo_voices import mask_from_segments  # noqa: E402
+
+from model_runtime.timebase import mask_from_segments  # noqa: E402
 
 COLOURS = ("#2e8b57", "#b5523b")  # Alex green, Sam brick (their shirts)
 SHEET_COLS, SHEET_ROWS, SHEET_PAD, SHEET_TITLE = 3, 2, 8, 0.16  # title band: a fraction of frame height

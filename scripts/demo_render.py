@@ -60,6 +60,8 @@ def encode_preview(files, voices, size, step, out_path):
     """The rendered frames and both voices through the Video Sequencer into one MP4 (H.264 + AAC):
     Blender mixes the sound strips itself, so no ffmpeg binary is needed. Returns False when this
     bpy build has no audio (the PyPI bpy 4.2 module): the video is then silent."""
+    from duet.addon.scene import strips_collection_name
+
     sc = bpy.data.scenes.new("Preview encode")
     sc.render.fps, sc.render.fps_base = FPS, float(step)  # 25/step frames per second
     sc.render.resolution_x, sc.render.resolution_y = size
@@ -67,7 +69,7 @@ def encode_preview(files, voices, size, step, out_path):
     sc.render.use_sequencer = True
     sc.view_settings.view_transform = "Standard"
     se = sc.sequence_editor_create()
-    strips = se.strips if hasattr(se, "strips") else se.sequences
+    strips = getattr(se, strips_collection_name(se))
     img = strips.new_image("frames", files[0], 1, 1)
     for f in files[1:]:
         img.elements.append(os.path.basename(f))

@@ -4,7 +4,6 @@ import json
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import soundfile as sf
 from demo_common import FPS, NAMES, BadInputError
 
@@ -102,9 +101,3 @@ def segments_from_mask(mask, fps):
     return segs
 
 
-def mask_from_segments(segments, times):
-    """(len(times),) bool: inside one of the [start, end) segments."""
-    m = np.zeros(len(times), bool)
-    for s, e in segments:
-        m |= (times >= s) & (times < e)
-    return m

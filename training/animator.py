@@ -24,6 +24,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import butter, sosfiltfilt
 
 from model_runtime.channels import CHANNELS, NUM_CHANNELS
+from model_runtime.timebase import mask_from_segments
 
 from .voices import ARPABET_VOWELS, SR
 
@@ -186,13 +187,6 @@ def speech_segments(phones, merge_gap=0.3):
         else:
             segs.append([s, e])
     return [tuple(x) for x in segs]
-
-
-def mask_from_segments(segs, times):
-    m = np.zeros(len(times), bool)
-    for s, e in segs:
-        m |= (times >= s) & (times < e)
-    return m
 
 
 def speaking_flags(phones, n_frames, fps=25.0, merge_gap=0.3):

@@ -49,6 +49,11 @@ SPLITS = ("train", "val", "test")
 DATA_VERSION = 10
 
 
+# Short flite-only conversations with no real speech: a whole conversation in a second or two, for
+# tests and the tiny training preset.
+SHORT_TTS = dict(duration_s=(10.0, 14.0), engines=("flite",), real_prob=0.0)
+
+
 @dataclass(frozen=True)
 class ConversationConfig:
     duration_s: tuple = (30.0, 60.0)

@@ -95,7 +95,8 @@ def checks(table):
     return out
 
 
-def data_summary(tcfg):
+def data_summary(tcfg, test):
+    """What the model was trained on, and the voices of the `test` conversations it was scored on."""
     voices, real, seconds = Counter(), set(), 0.0
     for i in range(tcfg.train_conversations):
         meta = generate("train", i, tcfg.seed, tcfg.conversation).meta
@@ -103,9 +104,8 @@ def data_summary(tcfg):
         for v, is_real in zip(meta["voices"], meta["real"]):
             (real.add(v) if is_real else voices.update([v]))
     test_voices = Counter()
-    for i in range(tcfg.test_conversations):
-        meta = generate("test", i, tcfg.seed, tcfg.conversation).meta
-        test_voices.update(meta["voices"])
+    for c in test:
+        test_voices.update(c.meta["voices"])
     return {"hours": seconds / 3600, "tts_voices": sorted(voices), "real_speakers": len(real),
             "test_voices": sorted(test_voices), "conversations": tcfg.train_conversations}
 
@@ -199,8 +199,8 @@ def evaluate_and_write_card(onnx_path, tcfg, card_path, log=print):
 
     props = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
     info = parse_onnx_metadata(props, onnx_path)["info"]
-    table, _ = evaluate_model(onnx_path, tcfg, log)
-    write_card(card_path, table, data_summary(tcfg), info, tcfg, onnx_path)
+    table, test = evaluate_model(onnx_path, tcfg, log)
+    write_card(card_path, table, data_summary(tcfg, test), info, tcfg, onnx_path)
     for row in checks(table):
         log(f"{'met' if row[3] else 'NOT met'}: {row[0]}: {row[1]:.3f} vs {row[2]:.3f}")
     return table

@@ -24,7 +24,7 @@ from model_runtime.model_file import SHIPPED_MODEL, save_checkpoint
 from model_runtime.net import DualTalk
 from model_runtime.paths import ROOT
 
-from .conversation import ConversationConfig
+from .conversation import SHORT_TTS, ConversationConfig
 from .dataset import ConversationWindows, WindowConfig
 from .metrics import GROUPS
 
@@ -60,14 +60,15 @@ class TrainConfig:
 def tiny_preset():
     """A few steps of a small network on two short TTS-only conversations: the whole pipeline
     (data, training, ONNX export, evaluation, card) end to end in about a minute, for tests."""
-    conv = ConversationConfig(duration_s=(10.0, 14.0), engines=("flite",), real_prob=0.0)
+    conv = ConversationConfig(**SHORT_TTS)
     tcfg = TrainConfig(train_conversations=2, test_conversations=2, windows_per_conversation=2, batch_size=2,
                        max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv)
     mcfg = DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1)
-    return tcfg, mcfg
+    return tcfg, mcfg, ROOT / "out" / "train-tiny"  # a check never replaces the shipped model
 
 
-PRESETS = {"shipped": lambda: (TrainConfig(), DualTalkConfig()), "tiny": tiny_preset}
+# name -> (TrainConfig, DualTalkConfig, default output folder)
+PRESETS = {"shipped": lambda: (TrainConfig(), DualTalkConfig(), SHIPPED_MODEL.parent), "tiny": tiny_preset}
 
 
 def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
@@ -159,13 +160,12 @@ def main(argv=None):
     ap.add_argument("--preset", choices=sorted(PRESETS), default="shipped",
                     help="shipped: the model in assets/; tiny: a one-minute end-to-end check")
     args = ap.parse_args(argv)
-    tcfg, mcfg = PRESETS[args.preset]()
+    tcfg, mcfg, default_out = PRESETS[args.preset]()
     for name in ("minutes", "steps", "train_conversations", "test_conversations"):
         value = getattr(args, name)
         if value is not None:
             setattr(tcfg, {"minutes": "max_minutes", "steps": "max_steps"}.get(name, name), value)
-    out = Path(args.out) if args.out else (SHIPPED_MODEL.parent if args.preset == "shipped"
-                                           else ROOT / "out" / f"train-{args.preset}")
+    out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
     pt = out / SHIPPED_MODEL.with_suffix(".pt").name
     t0 = time.time()

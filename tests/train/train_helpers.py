@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from training import LIBRISPEECH_DIR
-from training.conversation import ConversationConfig
+from training.conversation import SHORT_TTS, ConversationConfig
 from training.voices import engine_available, pocketsphinx_available
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None,
@@ -24,7 +24,7 @@ def engine_mark(engine):
 
 def small_config(**kw):
     """A short conversation (10-14 s) so tests stay fast."""
-    base = dict(duration_s=(10.0, 14.0), engines=("flite",), real_prob=0.0)
+    base = dict(SHORT_TTS)
     base.update(kw)
     return ConversationConfig(**base)
 
