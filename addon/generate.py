@@ -61,17 +61,15 @@ def _audio(path, strip_name, scene, what, required):
             raise UserError(f"{what}: choose an audio file")
         return None
     path = os.path.normpath(bpy.path.abspath(path))
-    if os.path.isdir(path):
-        raise UserError(f"{what}: a folder, not an audio file: {path}")
-    if not os.path.isfile(path):
-        raise UserError(f"{what}: file not found: {path}")
+    if (why := validate.file_problem(path, what, "an audio file")) is not None:
+        raise UserError(why)
     return path
 
 
 def _character(obj, what, output_mode=None):
-    if (why := validate.character_problem(obj, what)) is not None:
-        raise UserError(why)
-    if output_mode is not None and (why := validate.output_problem(obj, output_mode, what)) is not None:
+    why = (validate.character_problem(obj, what) if output_mode is None
+           else validate.writable_problem(obj, output_mode, what))
+    if why is not None:
         raise UserError(why)
     return obj
 
@@ -180,10 +178,8 @@ def build_plan(context, settings=None):
             if not s.partner_csv:
                 raise UserError("Partner reference: choose a Live Link Face CSV")
             motion = os.path.normpath(bpy.path.abspath(s.partner_csv))
-            if os.path.isdir(motion):
-                raise UserError(f"Partner reference: a folder, not a motion file: {motion}")
-            if not os.path.isfile(motion):
-                raise UserError(f"Partner reference: file not found: {motion}")
+            if (why := validate.file_problem(motion, "Partner reference", "a motion file")) is not None:
+                raise UserError(why)
         steps = [Predict(self_a, partner_a, motion, obj.name)]
         targets = [(obj.name, 0)]
     plan = Plan(steps, fps, None, label=obj.name, liveliness=s.liveliness, seed=s.seed)

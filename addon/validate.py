@@ -57,6 +57,21 @@ def output_problem(obj, output_mode, what="Character"):
     return None
 
 
+def file_problem(path, what, kind):
+    """One line when `path` (absolute) is a folder or missing, naming `what` (the setting) and `kind`
+    ("an audio file", "a motion file"); None when it is a file."""
+    if os.path.isdir(path):
+        return f"{what}: a folder, not {kind}: {path}"
+    if not os.path.isfile(path):
+        return f"{what}: file not found: {path}"
+    return None
+
+
+def writable_problem(obj, output_mode, what="Character"):
+    """The character checks, then whether keys can go to `output_mode` on it."""
+    return character_problem(obj, what) or output_problem(obj, output_mode, what)
+
+
 def character(context):
     """The character the panel animates: its picker, else the active object."""
     s = context.scene.duet
@@ -68,17 +83,17 @@ def generate_reason(context, job=None):
     if job is not None and job.running:
         return "Duet is already generating"
     s = context.scene.duet
-    if (why := character_problem(character(context)) or output_problem(character(context), s.output_mode)):
+    if (why := writable_problem(character(context), s.output_mode)):
         return why
     if s.head_target != "NONE" and (why := linked_problem(s.head_object, "Head motion")) is not None:
         return why
     if not (s.self_audio or s.self_strip):
         return "Choose the character's own voice"
-    if s.self_audio and not os.path.isfile(path := os.path.normpath(bpy.path.abspath(s.self_audio))):
-        return f"Own voice: {'a folder, not an audio file' if os.path.isdir(path) else 'file not found'}: {path}"
+    if s.self_audio and (why := file_problem(os.path.normpath(bpy.path.abspath(s.self_audio)), "Own voice",
+                                              "an audio file")):
+        return why
     if s.conversation:
-        return (character_problem(s.character_b, "Second character")
-                or output_problem(s.character_b, s.output_mode, "Second character"))
+        return writable_problem(s.character_b, s.output_mode, "Second character")
     return None
 
 
