@@ -132,8 +132,15 @@ train: train-data
 # the real extension and runtime; `make demo SELF=a.wav PARTNER=b.wav` uses your own two tracks
 # (Alex speaks SELF, Sam speaks PARTNER). Writes out/demo.blend, .glb, .fbx (each re-imported and
 # checked), demo.mp4 (Workbench preview with both voices), demo.png (contact sheet) and
-# demo_curves.png. About 2 minutes on 2 CPU cores. Options: python scripts/demo.py --help.
-.PHONY: demo
+# demo_curves.png. About 2 minutes on 2 CPU cores. `make demo CAST=3`: three heads (Alex, Sam, Kim)
+# around a table, Generate cast on the three-person sample (assets/sample_cast), each turning toward
+# whoever speaks; the same outputs named out/demo_cast.*. Options: python scripts/demo.py --help.
+# `make sample` rebuilds both shipped samples (assets/sample, assets/sample_cast) from their scripts.
+.PHONY: demo sample
 demo: setup
-	$(PY) scripts/demo.py $(if $(SELF),--self "$(SELF)") $(if $(PARTNER),--partner "$(PARTNER)")
+	$(PY) scripts/demo.py $(if $(CAST),--cast "$(CAST)") $(if $(SELF),--self "$(SELF)") $(if $(PARTNER),--partner "$(PARTNER)")
+
+sample: setup-train
+	$(PY) scripts/make_sample_conversation.py
+	$(PY) scripts/make_sample_conversation.py --cast
 # --- end of Demo ---

@@ -32,11 +32,16 @@ def fbx_path(path):
     return path if path.lower().endswith(".fbx") else path + ".fbx"
 
 
-def gltf_settings(path):
+def gltf_settings(path, one_clip=False):
+    """one_clip: the whole scene's frame range as one animation (a cast: every face and head in one
+    clip, which is what an engine plays; per-action clips would play one character at a time)."""
     fmt = "GLTF_SEPARATE" if path.lower().endswith(".gltf") else "GLB"
     # export_apply=True with any modifier on the mesh writes no morph targets at all.
-    return dict(export_format=fmt, use_selection=True, export_apply=False, export_morph=True,
-                export_morph_animation=True, export_animations=True)
+    settings = dict(export_format=fmt, use_selection=True, export_apply=False, export_morph=True,
+                    export_morph_animation=True, export_animations=True)
+    if one_clip:  # both options exist from Blender 4.2 to 5.0
+        settings.update(export_animation_mode="SCENE", export_anim_scene_split_object=False)
+    return settings
 
 
 def fbx_settings():
@@ -76,9 +81,10 @@ def _export_selected(objects, fn):
         layer.objects.active = active
 
 
-def export_gltf(context, path, objects):
+def export_gltf(context, path, objects, one_clip=False):
     path = gltf_path(path)
-    return _export_selected(objects, lambda: bpy.ops.export_scene.gltf(filepath=path, **gltf_settings(path)))
+    return _export_selected(objects, lambda: bpy.ops.export_scene.gltf(filepath=path,
+                                                                       **gltf_settings(path, one_clip)))
 
 
 def export_fbx(context, path, objects):

@@ -47,21 +47,26 @@ def runtime_config(context):
     return RuntimeConfig(python, model or None, prefs.backend, runtime.DEVICES.get(prefs.device, "auto"))
 
 
-def _audio(path, strip_name, scene, what, required):
-    """A voice: a file path, or a sound strip already in the Video Sequencer."""
+def voice_problem(path, strip_name, scene, what, required):
+    """(absolute path or None, one line or None) for a voice given as a file path, or as the name
+    of a sound strip already in the Video Sequencer (which wins when both are set)."""
     if strip_name:
         se = scene.sequence_editor
         strips = getattr(se, strips_collection_name(se)) if se else []
         strip = next((s for s in strips if s.name == strip_name), None)
         if strip is None or getattr(strip, "sound", None) is None:
-            raise UserError(f"{what}: no sound strip named '{strip_name}'")
+            return None, f"{what}: no sound strip named '{strip_name}'"
         path = strip.sound.filepath
     if not path:
-        if required:
-            raise UserError(f"{what}: choose an audio file")
-        return None
+        return None, (f"{what}: choose an audio file" if required else None)
     path = os.path.normpath(bpy.path.abspath(path))
-    if (why := validate.file_problem(path, what, "an audio file")) is not None:
+    return path, validate.file_problem(path, what, "an audio file")
+
+
+def voice_path(path, strip_name, scene, what, required):
+    """The voice's absolute path (None when optional and not given), or UserError saying why not."""
+    path, why = voice_problem(path, strip_name, scene, what, required)
+    if why is not None:
         raise UserError(why)
     return path
 
@@ -86,7 +91,7 @@ def head_problem(obj, head_target, head_object, output_mode):
     return None
 
 
-def _fps(scene):
+def check_fps(scene):
     fps = scene_fps(scene)
     if not MIN_FPS <= fps <= MAX_FPS:  # the runtime's own limits: refuse here, before anything runs
         raise UserError(f"Frame rate: {fps:g} fps (Output Properties > Format); Duet needs "
@@ -95,17 +100,27 @@ def _fps(scene):
 
 
 @dataclass
+class Target:
+    """One character a finished job writes, and what turns its head. Names, not RNA pointers: those
+    held across timer ticks may dangle (a file load frees them), names cannot."""
+
+    obj: str  # the character object's name
+    what: str  # how one-line messages name it: "Character", "Second character", "Cast row 2"
+    head_target: str = "NONE"  # 'NONE' | 'OBJECT' | 'BONE'
+    head_object: str = ""  # the head object's or armature's name; "": the character itself
+    head_bone: str = ""
+    source: object = 0  # where its curves are in the job's results: a step index, or a cast member's name
+
+
+@dataclass
 class Choices:
-    """The settings a job needs at the end, copied when it starts: RNA pointers held across timer
-    ticks may dangle (a file load frees them), names and numbers cannot."""
+    """The panel's settings a job needs at the end, for every character it writes, copied when it
+    starts (see Target)."""
 
     intensity: dict
     smoothing: float
     output_mode: str
     reduce_tolerance: float
-    head_target: str
-    head_object: str
-    head_bone: str
     preset: str
     add_sound_strips: bool
     set_frame_range: bool
@@ -114,21 +129,18 @@ class Choices:
     def of(cls, s):
         return cls({"mouth": s.intensity_mouth, "brows": s.intensity_brows, "eyes": s.intensity_eyes,
                     "head": s.intensity_head}, s.smoothing, s.output_mode,
-                   s.reduce_tolerance if s.reduce_keys else 0.0, s.head_target,
-                   s.head_object.name if s.head_object else "", s.head_bone, s.mapping_preset,
+                   s.reduce_tolerance if s.reduce_keys else 0.0, s.mapping_preset,
                    s.add_sound_strips, s.set_frame_range)
 
-    def write_options(self, obj, start, first=True):
-        """The first character may use the chosen head object or bone; a conversation's second
-        character turns its own object (one rig cannot carry two heads)."""
-        head_target, head_obj = self.head_target, None
-        if first and self.head_object:
-            head_obj = bpy.data.objects.get(self.head_object)
-        elif not first and head_target == "BONE":
-            head_target = "OBJECT"
+    def write_options(self, target, obj, start):
+        head_obj = None
+        if target.head_target != "NONE" and target.head_object:
+            head_obj = bpy.data.objects.get(target.head_object)
+            if head_obj is None:
+                raise ValueError(f"{target.what}: head object '{target.head_object}' no longer exists")
         return WriteOptions(start_frame=start, output_mode=self.output_mode,
-                            reduce_tolerance=self.reduce_tolerance, head_target=head_target,
-                            head_object=head_obj or obj, head_bone=self.head_bone, preset=self.preset)
+                            reduce_tolerance=self.reduce_tolerance, head_target=target.head_target,
+                            head_object=head_obj or obj, head_bone=target.head_bone, preset=self.preset)
 
     def postprocess(self, names, weights, fps):
         w = curves.apply_intensity(weights, names, self.intensity)
@@ -149,16 +161,16 @@ def build_plan(context, settings=None):
     obj = _character(s.character or context.active_object, "Character", s.output_mode)
     if (why := head_problem(obj, s.head_target, s.head_object, s.output_mode)) is not None:
         raise UserError(why)
-    fps = _fps(scene)
+    fps = check_fps(scene)
     start = s.start_frame
-    self_a = _audio(s.self_audio, s.self_strip, scene, "Own voice", True)
-    partner_a = _audio(s.partner_audio, s.partner_strip, scene, "Partner voice", False)
+    self_a = voice_path(s.self_audio, s.self_strip, scene, "Own voice", True)
+    partner_a = voice_path(s.partner_audio, s.partner_strip, scene, "Partner voice", False)
     partner = None
     if not s.conversation and s.partner_mode == "CHARACTER":
         partner = _character(s.partner_object, "Partner reference")
         if partner == obj:
             raise UserError("Partner reference: pick another character than the one animated")
-    targets = []  # (object name, index of the step whose result it gets)
+    head = (s.head_target, s.head_object.name if s.head_object else "", s.head_bone)
     if s.conversation:
         obj_b = _character(s.character_b, "Second character", s.output_mode)
         if (why := head_problem(obj_b, s.head_target, None, s.output_mode)) is not None:
@@ -171,7 +183,10 @@ def build_plan(context, settings=None):
         steps = [Predict(self_a, partner_a, None, f"{obj.name} (draft)"),
                  Predict(partner_a, self_a, 0, obj_b.name, seed_offset=1),
                  Predict(self_a, partner_a, 1, obj.name)]
-        targets = [(obj.name, 2), (obj_b.name, 1)]
+        # The second character turns its own object: one rig cannot carry two heads.
+        head_b = ("OBJECT" if s.head_target == "BONE" else s.head_target, "", "")
+        targets = [Target(obj.name, "Character", *head, source=2),
+                   Target(obj_b.name, "Second character", *head_b, source=1)]
     else:
         motion = None
         if s.partner_mode == "CSV":
@@ -181,7 +196,7 @@ def build_plan(context, settings=None):
             if (why := validate.file_problem(motion, "Partner reference", "a motion file")) is not None:
                 raise UserError(why)
         steps = [Predict(self_a, partner_a, motion, obj.name)]
-        targets = [(obj.name, 0)]
+        targets = [Target(obj.name, "Character", *head, source=0)]
     plan = Plan(steps, fps, None, label=obj.name, liveliness=s.liveliness, seed=s.seed)
     if partner is not None:
         end = max(scene.frame_end, start + 1)
@@ -193,42 +208,44 @@ def build_plan(context, settings=None):
     voices = [p for p in (self_a, partner_a) if p]
     choices = Choices.of(s)
     scene_name = scene.name
-    plan.finish = lambda results: finish(scene_name, choices, targets, results, start, voices)
+    plan.finish = lambda results: finish(scene_name, choices, targets,
+                                         [results[t.source]["out"] for t in targets], start, voices)
     return plan
 
 
-def finish(scene_name, choices, targets, results, start, voices):
-    """Write every character's result in one transaction, then make it one undo step."""
+def finish(scene_name, choices, targets, paths, start, voices, undo="Duet: generate", extra=()):
+    """Write every target's result (`paths`, one per target) in one transaction, then make it one
+    undo step named `undo`. `extra`: parts of the report for characters not written (a cast's muted
+    rows). Returns the one-line report: one part per character, then the notes."""
     scene = bpy.data.scenes.get(scene_name)
     if scene is None:
         raise ValueError(f"scene '{scene_name}' no longer exists")
     reports = []
     # The artist may have changed the scene while the runtime worked: check again before writing.
-    for n, (obj_name, _k) in enumerate(targets):
-        obj = bpy.data.objects.get(obj_name)
-        what = "Character" if n == 0 else "Second character"
-        why = None if obj is None else validate.output_problem(obj, choices.output_mode, what)
-        if why is None and obj is not None:  # a conversation's second character turns its own object
-            head_obj = bpy.data.objects.get(choices.head_object) if n == 0 and choices.head_object else None
-            why = head_problem(obj, choices.head_target, head_obj, choices.output_mode)
+    for t in targets:
+        obj = bpy.data.objects.get(t.obj)
+        why = None if obj is None else validate.output_problem(obj, choices.output_mode, t.what)
+        if why is None and obj is not None:
+            head_obj = bpy.data.objects.get(t.head_object) if t.head_object else None
+            why = head_problem(obj, t.head_target, head_obj, choices.output_mode)
         if why is not None:
             raise ValueError(why)
     with Transaction() as tx:
-        for n, (obj_name, k) in enumerate(targets):
-            obj = bpy.data.objects.get(obj_name)
+        for t, path in zip(targets, paths, strict=True):
+            obj = bpy.data.objects.get(t.obj)
             if obj is None:
-                raise ValueError(f"character '{obj_name}' no longer exists")
-            names, weights, fps = load_result(results[k]["out"])
+                raise ValueError(f"character '{t.obj}' no longer exists")
+            names, weights, fps = load_result(path)
             weights = choices.postprocess(names, weights, fps)
             weights = to_scene_rate(weights, fps, scene)
             reports.append((obj, write_character(scene, obj, names, weights,
-                                                 choices.write_options(obj, start, n == 0), tx)))
+                                                 choices.write_options(t, obj, start), tx)))
         notes = []
         if choices.add_sound_strips:
             notes += add_sound_strips(scene, voices, start, tx)
         if choices.set_frame_range:
             set_frame_range(scene, start, start + max(r.frames for _, r in reports) - 1, tx)
-    push_undo("Duet: generate")
+    push_undo(undo)
     parts = []
     for obj, r in reports:
         notes += r.notes
@@ -237,7 +254,7 @@ def finish(scene_name, choices, targets, results, start, voices):
             notes.append(f"{obj.name}: {len(r.unmatched)} ARKit channels have no shape key")
         if (note := drivers_note(obj, r.channels, choices.preset)) is not None:
             notes.append(note)
-    return "Duet: " + "; ".join(parts + notes)
+    return "Duet: " + "; ".join(parts + list(extra) + notes)
 
 
 def drivers_note(obj, channels, preset, shown=3):
@@ -280,13 +297,15 @@ def _on_end(job):
     print(job.message)
 
 
-def start(context, wait=False, timeout=None):
-    """Start a generation from the scene's settings. Returns the Job (already finished if wait)."""
+def start(context, wait=False, timeout=None, build=None):
+    """Start a generation from the scene's settings: `build(context)` makes its Plan (default: the
+    panel's character or conversation, build_plan; a cast: cast.build_plan). Returns the Job
+    (already finished if wait)."""
     global _job
     if _job is not None and _job.running:
         raise UserError("Duet is already generating; cancel it first")
     config = runtime_config(context)
-    plan = build_plan(context)
+    plan = (build or build_plan)(context)
     if _job is not None:
         _job.cleanup()
     _job = Job(plan, config, on_end=_on_end)

@@ -1,10 +1,12 @@
 """A generation job: the protocol state machine. `tick()` is the only place job state moves.
 
-In Blender a bpy.app.timers callback calls tick(); the PyPI bpy module fires no timers, so tests
-and `generate(wait=True)` call it themselves. Nothing is written to the scene before every
-prediction has succeeded; then `plan.finish` writes all of it at once (or nothing).
+A plan is a list of steps, each one request: `Predict` (one character) or `Cast` (every member of
+a cast in one request). In Blender a bpy.app.timers callback calls tick(); the PyPI bpy module fires
+no timers, so tests and `generate(wait=True)` call it themselves. Nothing is written to the scene
+before every step has succeeded; then `plan.finish` writes all of it at once (or nothing).
 """
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -12,17 +14,18 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED, PredictRequest
+from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED, CastRequest, PredictRequest
 from . import runtime
 from .client import EXIT, protocol_problem
 
-# How much of one predict step each runtime stage fills, so the bar only moves forward: each stage
-# reports its own 0..1 (loading an hour of audio takes seconds, the network most of the time).
+# How much of one step each runtime stage fills, so the bar only moves forward: each stage reports
+# its own 0..1 (loading an hour of audio takes seconds, the network most of the time). A cast
+# reports audio (all its tracks) then network (its whole pass plan), so the same spans serve it.
 STAGE_SPANS = {"audio": (0.0, 0.2), "features": (0.2, 0.25), "network": (0.25, 1.0)}
 
 
 def step_fraction(stage, value):
-    """A stage's progress value (0..1) -> the share of its predict step done."""
+    """A stage's progress value (0..1) -> the share of its step done."""
     lo, hi = STAGE_SPANS.get(stage, (0.0, 1.0))
     return lo + (hi - lo) * value
 
@@ -30,7 +33,7 @@ def step_fraction(stage, value):
 class JobState(Enum):
     NEW = "new"  # not started: the runtime is asked for on the first tick
     STARTING = "starting"  # `hello` sent to a fresh runtime, waiting for `ready`
-    PREDICTING = "predicting"  # one predict request out, waiting for its `done`
+    PREDICTING = "predicting"  # one request (predict or cast) out, waiting for its `done`
     CANCELLING = "cancelling"  # cancel sent, waiting for the runtime to confirm
     DONE = "done"  # every step succeeded and the keys were written
     FAILED = "failed"  # nothing was written; `message` says why
@@ -58,6 +61,17 @@ class Predict:
     partner_motion: object = None  # a path, or an int: the index of an earlier step whose result to use
     label: str = ""
     seed_offset: int = 0  # a conversation's second character gets its own blinks and gaze
+    id: int = 0
+    result: dict = None
+
+
+@dataclass
+class Cast:
+    """Every member of a cast in one `cast` request, checked when the plan is built (its id is set
+    when it is sent). Its `done` carries `outs`: member name -> result file."""
+
+    request: CastRequest
+    label: str = "cast"
     id: int = 0
     result: dict = None
 
@@ -226,12 +240,17 @@ class Job:
     def _send_step(self):
         step = self.plan.steps[self.step]
         step.id = self.client.new_id()
-        motion = step.partner_motion
-        if isinstance(motion, int):
-            motion = self.plan.steps[motion].result["out"]
-        req = PredictRequest(self_audio=step.self_path, out=os.path.join(self.plan.work_dir, f"step{self.step}.npz"),
-                             partner=step.partner_path, partner_motion=motion, fps=self.plan.fps,
-                             liveliness=self.plan.liveliness, seed=self.plan.seed + step.seed_offset, id=step.id)
+        if isinstance(step, Cast):
+            req = dataclasses.replace(step.request, id=step.id)
+        else:
+            motion = step.partner_motion
+            if isinstance(motion, int):
+                motion = self.plan.steps[motion].result["out"]
+            req = PredictRequest(self_audio=step.self_path,
+                                 out=os.path.join(self.plan.work_dir, f"step{self.step}.npz"),
+                                 partner=step.partner_path, partner_motion=motion, fps=self.plan.fps,
+                                 liveliness=self.plan.liveliness, seed=self.plan.seed + step.seed_offset,
+                                 id=step.id)
         self.client.send(req.to_json())  # if the pipe is gone, the reader's exit event says why on a later tick
         self.state, self.stage, self._since = JobState.PREDICTING, "predicting", time.monotonic()
 

@@ -1,5 +1,6 @@
-"""The panel's settings (Scene.duet), the editable name mapping (Object.duet_map) and job status
-(WindowManager: not saved with undo steps, so progress updates never touch the artist's data)."""
+"""The panel's settings (Scene.duet) with its Cast list, the editable name mapping (Object.duet_map)
+and job status (WindowManager: not saved with undo steps, so progress updates never touch the
+artist's data)."""
 
 import bpy
 from bpy.props import (
@@ -12,7 +13,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..model_runtime.request import DEFAULT_LIVELINESS, DEFAULT_SEED
+from ..model_runtime.request import DEFAULT_ATTENTION, DEFAULT_LIVELINESS, DEFAULT_SEED
 from .mapping import PRESETS
 from .validate import has_shape_keys
 
@@ -30,9 +31,45 @@ class DuetMapItem(bpy.types.PropertyGroup):
     shape_key: StringProperty(name="Shape key", description="Shape key driven by this channel; empty: none")
 
 
+HEAD_TARGETS = [
+    ("NONE", "None", "Do not animate the head"),
+    ("OBJECT", "Object", "Rotate an object (the character by default)"),
+    ("BONE", "Bone", "Rotate a bone of an armature"),
+]
+
+# A character's facing in its own (local) space; Blender characters are modelled looking down -Y.
+FORWARD_AXES = {"NEG_Y": (0.0, -1.0, 0.0), "POS_Y": (0.0, 1.0, 0.0), "POS_X": (1.0, 0.0, 0.0),
+                "NEG_X": (-1.0, 0.0, 0.0)}
+_AXIS_LABELS = {"NEG_Y": "-Y", "POS_Y": "+Y", "POS_X": "+X", "NEG_X": "-X"}
+
+# Said in the tooltips of the settings a cast's rows take from the panel.
+EVERY = " (every character of a cast too)"
+
+
+class DuetCastMember(bpy.types.PropertyGroup):
+    """One row of the Cast list: who speaks which voice, and what turns when they look around."""
+
+    character: PointerProperty(name="Character", type=bpy.types.Object, poll=_is_character,
+                               description="Mesh with ARKit-style shape keys that speaks this row's voice")
+    voice: StringProperty(name="Voice", subtype="FILE_PATH", description="This character's own voice track")
+    voice_strip: StringProperty(name="Voice strip",
+                                description="Or: a sound strip in the Sequencer (used instead of the file)")
+    head_target: EnumProperty(name="Head motion", items=HEAD_TARGETS, default="OBJECT",
+                              description="What turns toward the speaker and nods")
+    head_object: PointerProperty(name="Head object", type=bpy.types.Object, poll=_is_head_target,
+                                 description="Object (empty: the character) or armature that carries the head")
+    head_bone: StringProperty(name="Head bone")
+    forward_axis: EnumProperty(name="Facing", default="NEG_Y", items=[
+        (k, _AXIS_LABELS[k], f"The character looks down its local {_AXIS_LABELS[k]} axis"
+         + (" (as Blender characters are modelled)" if k == "NEG_Y" else "")) for k in FORWARD_AXES],
+        description="The axis the character faces in its own space: the others' directions are measured from it")
+    mute: BoolProperty(name="Mute", default=False,
+                       description="Heard and looked at by the others, but not animated")
+
+
 def _intensity(name):
     return FloatProperty(name=name, default=1.0, min=0.0, soft_max=2.0, max=5.0,
-                         description=f"Scale of the {name.lower()} motion")
+                         description=f"Scale of the {name.lower()} motion{EVERY}")
 
 
 class DuetSettings(bpy.types.PropertyGroup):
@@ -59,23 +96,21 @@ class DuetSettings(bpy.types.PropertyGroup):
     intensity_eyes: _intensity("Eyes and blinks")
     intensity_head: _intensity("Head")
     smoothing: FloatProperty(name="Smoothing", default=0.0, min=0.0, max=0.5, unit="TIME_ABSOLUTE",
-                             description="Gaussian smoothing (seconds); 0: as predicted")
+                             description=f"Gaussian smoothing (seconds); 0: as predicted{EVERY}")
     liveliness: BoolProperty(name="Blinks and gaze", default=DEFAULT_LIVELINESS,
                              description="Add seeded blinks, gaze shifts and idle head sway on top of the "
-                                         "network (random by nature: a network cannot predict them)")
+                                         f"network (random by nature: a network cannot predict them){EVERY}")
     seed: IntProperty(name="Seed", default=DEFAULT_SEED, min=0, description="Another seed gives another take of "
-                                                                 "blinks and gaze; the same seed, the same take")
+                                                                 "blinks and gaze; the same seed, the same take "
+                                                                 "(a cast's row k takes seed + k)")
     reduce_keys: BoolProperty(name="Reduce keys", default=False,
                               description="Keep only the keys needed to stay within the tolerance")
     reduce_tolerance: FloatProperty(name="Tolerance", default=0.01, min=0.0001, max=0.2, precision=4)
-    head_target: EnumProperty(name="Head motion", items=[
-        ("NONE", "None", "Do not animate the head"),
-        ("OBJECT", "Object", "Rotate an object (the character by default)"),
-        ("BONE", "Bone", "Rotate a bone of an armature"),
-    ], default="NONE")
+    head_target: EnumProperty(name="Head motion", items=HEAD_TARGETS, default="NONE",
+                              description="The panel's character (a cast's rows each have their own)")
     head_object: PointerProperty(name="Head object", type=bpy.types.Object, poll=_is_head_target)
     head_bone: StringProperty(name="Head bone")
-    output_mode: EnumProperty(name="Output", items=[
+    output_mode: EnumProperty(name="Output", description="Where the keys go" + EVERY, items=[
         ("NLA", "NLA strip", "A new NLA track; the active action stays as it is"),
         ("ACTIVE", "Active action", "Make the result the active action; the previous one is stashed in NLA"),
     ], default="NLA")
@@ -83,14 +118,21 @@ class DuetSettings(bpy.types.PropertyGroup):
                                    description="Put the voices in the Sequencer so playback is in sync")
     set_frame_range: BoolProperty(name="Set frame range", default=False)
     mapping_preset: EnumProperty(name="Naming", items=[(k, v[0], v[1]) for k, v in PRESETS.items()],
-                                 default="AUTO")
+                                 default="AUTO", description="How shape keys are named" + EVERY)
     conversation: BoolProperty(name="Conversation", default=False,
                                description="Animate two characters, each the other's partner")
     character_b: PointerProperty(name="Second character", type=bpy.types.Object, poll=_is_character,
                                  description="Speaks the partner voice")
+    cast: CollectionProperty(type=DuetCastMember, name="Cast",
+                             description="Characters animated together by Generate cast, each from its own "
+                                         "voice, turning toward whoever speaks; intensities, smoothing, naming, "
+                                         "output, blinks and seed are the panel's, for every row")
+    cast_index: IntProperty(name="Active cast row", default=0)
+    cast_attention: BoolProperty(name="Look at the speaker", default=DEFAULT_ATTENTION,
+                                 description="Heads and eyes of the cast turn toward whoever speaks")
 
 
-classes = (DuetMapItem, DuetSettings)
+classes = (DuetMapItem, DuetCastMember, DuetSettings)
 
 
 def register_props():

@@ -1,6 +1,6 @@
-"""Command line (a contract: other tools call it exactly): predict / serve / info, plus init and export.
+"""Command line (a contract: other tools call it exactly): predict / cast / serve / info, plus init and export.
 
-Exit codes of predict: 0 done; 2 bad input (one line on stderr naming the file, option or field
+Exit codes of predict and cast: 0 done; 2 bad input (one line on stderr naming the file, option or field
 and the problem, no traceback; a mistaken option too); 1 internal error; 128 + N stopped by
 signal N (SIGTERM 143, SIGINT 130), leaving no partial or temporary file.
 """
@@ -8,6 +8,7 @@ signal N (SIGTERM 143, SIGINT 130), leaving no partial or temporary file.
 import argparse
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -15,7 +16,17 @@ import traceback
 
 from . import __version__
 from .errors import BadInput, NoModel, clip
-from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED, PROTOCOL_VERSION, PredictRequest
+from .request import (
+    DEFAULT_ATTENTION,
+    DEFAULT_FPS,
+    DEFAULT_LIVELINESS,
+    DEFAULT_SEED,
+    PROTOCOL_VERSION,
+    CastMember,
+    CastRequest,
+    PredictRequest,
+    RequestError,
+)
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -103,6 +114,22 @@ def build_parser():
     p.add_argument("--seed", type=_whole, default=DEFAULT_SEED,
                    help="seed of the liveliness layer (same seed, same result)")
     _add_model_args(p)
+    c = sub.add_parser("cast", help="any number of voice tracks -> one result per character (DIR/NAME.npz)")
+    c.add_argument("--voice", action="append", required=True, metavar="NAME=PATH",
+                   help="a character and its voice track; once per character, in order")
+    c.add_argument("--positions", default=None,
+                   help="positions file (JSON): where each character sits and faces (default: a circle)")
+    c.add_argument("--fps", type=_number, default=DEFAULT_FPS, help="output frame rate, e.g. 24, 29.97, 60")
+    c.add_argument("--seed", type=_whole, default=DEFAULT_SEED,
+                   help="seed of the liveliness and attention takes (character k uses seed + k)")
+    c.add_argument("--liveliness", default=on_off, choices=["on", "off"],
+                   help=f"add seeded blinks, gaze shifts and idle head sway (default {on_off})")
+    att = "on" if DEFAULT_ATTENTION else "off"
+    c.add_argument("--attention", default=att, choices=["on", "off"],
+                   help=f"turn heads and eyes toward whoever speaks (default {att})")
+    c.add_argument("--format", default="npz", choices=["npz", "csv"], help="result files: .npz or Live Link Face .csv")
+    c.add_argument("--out", required=True, help="an existing folder: one NAME.npz (or .csv) per character")
+    _add_model_args(c)
     s = sub.add_parser("serve", help="JSONL server on stdin/stdout (the Blender add-on's channel)")
     _add_model_args(s)
     i = sub.add_parser("info", help="JSON: version, model, backends, providers, device")
@@ -120,7 +147,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        if args.command != "predict":
+        if args.command not in ("predict", "cast"):
             return COMMANDS[args.command](args)
         with _stop_on_signals():
             return COMMANDS[args.command](args)
@@ -157,6 +184,53 @@ def cmd_predict(args):
     for note in done["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(f"wrote {done['out']}: {done['frames']} frames at {done['fps']:g} fps "
+          f"({done['duration']:.2f} s of audio) in {done['seconds']:.2f} s", file=sys.stderr)
+    return EXIT_OK
+
+
+def cast_request(args):
+    """The command line's arguments as a CastRequest (RequestError: exit code 2, one line), outs
+    DIR/NAME.FORMAT; the folder must exist."""
+    from .predict import check_target
+
+    folder = args.out
+    if not os.path.isdir(folder):
+        problem = "is a file, not a folder" if os.path.exists(folder) else "output folder does not exist"
+        raise BadInput(folder, f"{problem} (--out names the folder the results go in)", code="bad_request")
+    members, seen = [], {}
+    for text in args.voice:
+        name, eq, path = text.partition("=")
+        if not eq:
+            raise RequestError("--voice", f"expected NAME=PATH, got {clip(repr(text))}")
+        members.append(CastMember(name, path, os.path.join(folder, f"{name}.{args.format}")))
+        key = name.casefold()  # one file on a disk that ignores letter case (Windows, macOS)
+        if key in seen and seen[key] != name:
+            raise RequestError("--voice", f"{clip(repr(seen[key]))} and {clip(repr(name))} would be one file "
+                                          "on a disk that ignores letter case")
+        seen[key] = name
+    request = CastRequest(members=members, positions=args.positions, fps=args.fps, seed=args.seed,
+                          liveliness=args.liveliness == "on", attention=args.attention == "on")
+    for m in request.members:
+        check_target(m.out)
+    return request
+
+
+def cmd_cast(args):
+    from .cast import read_positions, run_cast
+    from .predict import check_output, load_predictor, model_lines
+
+    request = cast_request(args)  # before the model loads, as predict
+    for m in request.members:
+        check_output(m.out)
+    if request.positions:
+        read_positions(request.positions, [m.name for m in request.members])
+    predictor = load_predictor(args.model, args.backend, args.device, announce=False)
+    done = run_cast(predictor, request)
+    for line in model_lines(predictor.backend):
+        print(line, file=sys.stderr)
+    for note in done["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"wrote {len(done['outs'])} files in {args.out}: {done['frames']} frames each at {done['fps']:g} fps "
           f"({done['duration']:.2f} s of audio) in {done['seconds']:.2f} s", file=sys.stderr)
     return EXIT_OK
 
@@ -217,5 +291,5 @@ def cmd_export(args):
     return EXIT_OK
 
 
-COMMANDS = {"predict": cmd_predict, "serve": cmd_serve, "info": cmd_info, "init": cmd_init,
+COMMANDS = {"predict": cmd_predict, "cast": cmd_cast, "serve": cmd_serve, "info": cmd_info, "init": cmd_init,
             "export": cmd_export}

@@ -20,7 +20,7 @@ from .liveliness import add_liveliness, voice_activity
 from .motion_io import Motion
 from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED
 from .rows import RowsOf
-from .timebase import SAMPLE_RATE, frame_count, resample_curves
+from .timebase import SAMPLE_RATE, frame_count, resample_curves, samples_per_frame
 
 
 @dataclass
@@ -74,13 +74,35 @@ class Predictor:
         rows, r = self._frame_rows(samples, n_frames)
         return rows[0:len(rows)], r
 
+    def windows(self, n_frames, mask=None):
+        """Start frames of the windows a pass over n_frames runs: the whole grid, or only the windows
+        that overlap `mask` ((n_frames,) bool). The grid never moves, so a masked pass gives exactly
+        the full pass's output wherever every window covering a frame was run."""
+        cfg = self.cfg
+        starts = window_starts(n_frames, cfg.window_frames, min(cfg.overlap_frames, cfg.window_frames // 2))
+        if mask is None:
+            return starts
+        length = min(cfg.window_frames, n_frames)
+        hits = np.concatenate([[0], np.cumsum(np.asarray(mask, bool), dtype=np.int64)])
+        return [s for s in starts if hits[s + length] > hits[s]]
+
+    def covered(self, n_frames, starts):
+        """(n_frames,) bool: the frames the windows at `starts` cover."""
+        out = np.zeros(n_frames, bool)
+        length = min(self.cfg.window_frames, n_frames)
+        for s in starts:
+            out[s:s + length] = True
+        return out
+
     def run_frames(self, self_in, partner_in, rows_per_frame, motion, known, n_frames,
-                   progress=None, cancel=None, window=None, overlap=None):
-        """Windowed network pass at the internal rate -> (n_frames, 55)."""
+                   progress=None, cancel=None, window=None, overlap=None, starts=None):
+        """Windowed network pass at the internal rate -> (n_frames, 55). `starts`: run only these
+        windows of the grid (Predictor.windows); frames none of them covers come back 0."""
         cfg = self.cfg
         window = window or cfg.window_frames
         overlap = min(overlap or cfg.overlap_frames, window // 2)
-        starts = window_starts(n_frames, window, overlap)
+        if starts is None:
+            starts = window_starts(n_frames, window, overlap)
         length = min(window, n_frames)
         r = rows_per_frame
         out = np.zeros((n_frames, cfg.num_channels), np.float32)
@@ -103,6 +125,30 @@ class Predictor:
         out /= np.maximum(wsum, 1e-8)
         return out
 
+    def network(self, self_samples, partner_samples, motion, known, n_frames, progress=None, cancel=None,
+                starts=None):
+        """One network pass at the internal rate over two tracks' samples (arrays, or anything that
+        slices into one): the inputs are made window by window as the pass reads them."""
+        self_in, r = self._frame_rows(self_samples, n_frames)
+        partner_in, _ = self._frame_rows(partner_samples, n_frames)
+        return self.run_frames(self_in, partner_in, r, motion, known, n_frames, progress, cancel,
+                               starts=starts)
+
+    def finish(self, internal, speaking, duration, fps, liveliness, seed, turn=None):
+        """Network curves at the internal rate -> the result's curves at `fps`: liveliness (seeded),
+        then attention's head and eye turns when given ((T, 5), attention.attend), then resampled
+        and the weights clipped to [0, 1]."""
+        cfg = self.cfg
+        if liveliness:
+            internal = add_liveliness(internal, speaking, cfg.fps, seed)
+        if turn is not None:
+            from .attention import apply_attention
+
+            internal = apply_attention(internal, turn)
+        weights = resample_curves(internal, cfg.fps, fps, frame_count(duration, fps))
+        np.clip(weights[:, :NUM_ARKIT], 0.0, 1.0, out=weights[:, :NUM_ARKIT])
+        return weights
+
     def predict(self, self_track: Track, partner_track: Track | None = None, partner_motion: Motion | None = None,
                 fps: float = DEFAULT_FPS, progress: Callable[[str, float], None] | None = None,
                 cancel: Callable[[], bool] | None = None, liveliness: bool = DEFAULT_LIVELINESS,
@@ -122,8 +168,6 @@ class Predictor:
         n_frames = frame_count(duration, cfg.fps)
         if progress:
             progress("features", 0.0)
-        self_in, r = self._frame_rows(self_track.samples, n_frames)
-        partner_in, _ = self._frame_rows(partner_track.samples, n_frames)
         if partner_motion is not None:
             motion = partner_motion.resampled(cfg.fps, n_frames)
             known = np.ones((n_frames, 1), np.float32)
@@ -140,12 +184,10 @@ class Predictor:
             known = np.zeros((n_frames, 1), np.float32)
         if progress:
             progress("features", 1.0)
-        internal = self.run_frames(self_in, partner_in, r, motion, known, n_frames, progress, cancel)
+        internal = self.network(self_track.samples, partner_track.samples, motion, known, n_frames,
+                                progress, cancel)
+        speaking = None
         if liveliness:
-            spf = int(round(SAMPLE_RATE / cfg.fps))
-            speaking = voice_activity(self_track.samples, partner_track.samples, n_frames, spf)
-            internal = add_liveliness(internal, speaking, cfg.fps, seed)
-        n_out = frame_count(duration, fps)
-        weights = resample_curves(internal, cfg.fps, fps, n_out)
-        np.clip(weights[:, :NUM_ARKIT], 0.0, 1.0, out=weights[:, :NUM_ARKIT])
-        return Result(weights, float(fps), duration, notes)
+            speaking = voice_activity(self_track.samples, partner_track.samples, n_frames,
+                                      samples_per_frame(cfg.fps))
+        return Result(self.finish(internal, speaking, duration, fps, liveliness, seed), float(fps), duration, notes)

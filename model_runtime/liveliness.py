@@ -42,11 +42,31 @@ class LivelinessConfig:
 def voice_activity(self_samples, partner_samples, n_frames, samples_per_frame, cfg=LivelinessConfig()):
     """(T,) bool: the character's own voice dominates its track at frame i (partner bleed is
     quieter than the partner's own microphone, hence the margin)."""
-    def db(x):
-        return 20 * np.log10(frame_rms(x, n_frames, samples_per_frame) + 1e-9)
+    own, other = (frame_level_db(x, n_frames, samples_per_frame) for x in (self_samples, partner_samples))
+    return _speaking(own, other, samples_per_frame, cfg)
 
-    own, other = db(self_samples), db(partner_samples)
-    active = (own > cfg.vad_floor_db) & (own > other - cfg.vad_margin_db)
+
+def cast_voice_activity(tracks, n_frames, samples_per_frame, cfg=LivelinessConfig()):
+    """(N, T) bool for N tracks: voice_activity's rule with the partner's level replaced by the loudest
+    other track's at that frame (each track read once). For two tracks, row k is exactly
+    voice_activity(track k, the other)."""
+    levels = [frame_level_db(x, n_frames, samples_per_frame) for x in tracks]
+    silent = frame_level_db(np.zeros(0, np.float32), n_frames, samples_per_frame)  # no others: silence
+    out = np.zeros((len(levels), n_frames), bool)
+    for k, own in enumerate(levels):
+        others = [lv for j, lv in enumerate(levels) if j != k]
+        loudest = np.maximum.reduce(others) if others else silent
+        out[k] = _speaking(own, loudest, samples_per_frame, cfg)
+    return out
+
+
+def frame_level_db(x, n_frames, samples_per_frame):
+    """(n_frames,) frame level in dB (RMS re full scale; silence about -180)."""
+    return 20 * np.log10(frame_rms(x, n_frames, samples_per_frame) + 1e-9)
+
+
+def _speaking(own_db, other_db, samples_per_frame, cfg):
+    active = (own_db > cfg.vad_floor_db) & (own_db > other_db - cfg.vad_margin_db)
     # Fill syllable gaps shorter than ~0.3 s: speaking is a phrase-level state.
     frames_per_second = SAMPLE_RATE / samples_per_frame
     return _close_gaps(active, max(1, int(round(0.3 * frames_per_second))))

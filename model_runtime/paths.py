@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
 SAMPLE_DIR = ASSETS / "sample"
+SAMPLE_CAST_DIR = ASSETS / "sample_cast"  # the three-person sample (`make demo CAST=3`)
 
 # Checkout only (tests, training): shared data is read in place, never copied into the repository:
 # a `shared/` folder beside the checkout, or inside it where a machine mounts it; DUET_SHARED overrides both.

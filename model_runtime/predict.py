@@ -84,7 +84,8 @@ def remove_stale_temps(folder: str) -> list[str]:
     return removed
 
 
-def _remove(path: str) -> None:
+def remove_temp(path: str) -> None:
+    """Remove a temp file if it is there."""
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -112,12 +113,12 @@ def check_output(out: str) -> None:
     # Only writing tells: permissions, ACLs, read-only mounts and root all defeat os.access.
     probe = temp_path(out)
     try:
-        _remove(probe)  # ours by its pid: left by an earlier process that had this pid
+        remove_temp(probe)  # ours by its pid: left by an earlier process that had this pid
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
     except OSError as exc:
         raise BadInput(out, f"cannot write in the output folder ({exc.strerror or exc})",
                        code="bad_request") from None
-    _remove(probe)
+    remove_temp(probe)
 
 
 def model_lines(backend) -> list[str]:
@@ -179,7 +180,7 @@ def run_predict(predictor: Predictor, request: PredictRequest, progress: Progres
     except OSError as exc:  # a disk that filled up, a folder removed meanwhile
         raise BadInput(out, f"cannot write the result ({exc.strerror or exc})", code="bad_request") from None
     finally:
-        _remove(tmp)
+        remove_temp(tmp)
     notes = result.notes + (motion.notes if motion is not None else [])
     return {"out": os.fspath(out), "frames": int(len(result.weights)), "fps": result.fps,
             "duration": result.duration, "seconds": round(time.perf_counter() - t0, 4),

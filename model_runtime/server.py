@@ -16,9 +16,10 @@ import threading
 import traceback
 
 from . import __version__
+from .cast import run_cast
 from .errors import BadInput, Cancelled, NoModel, clip
 from .predict import load_predictor, run_predict
-from .request import PROTOCOL_VERSION, PredictRequest, RequestError, check_id
+from .request import PROTOCOL_VERSION, CastRequest, PredictRequest, RequestError, check_id
 
 PROGRESS_STEP = 0.05  # progress events at most every 5 %: the pipe is not a log
 MESSAGE_LIMIT = 1000  # an error message quotes at most this much, whatever an exception carried
@@ -27,7 +28,7 @@ MESSAGE_LIMIT = 1000  # an error message quotes at most this much, whatever an e
 LINE_LIMIT = 16 * 1024 * 1024
 LINE_EXCERPT = 80  # characters of a malformed line quoted back
 JSON_SPACE = b" \t\r\n"  # the whitespace JSON itself allows around a value
-OPS = ("hello", "predict", "cancel", "shutdown")
+OPS = ("hello", "predict", "cast", "cancel", "shutdown")
 
 
 class Channel:
@@ -48,9 +49,9 @@ class Channel:
 
 
 class Job:
-    """One accepted predict request, from the queue until its final answer."""
+    """One accepted predict or cast request, from the queue until its final answer."""
 
-    def __init__(self, request: PredictRequest):
+    def __init__(self, request: PredictRequest | CastRequest):
         self.request = request
         self.cancelled = None  # why it was cancelled, once it is: read by the job between batches
 
@@ -160,10 +161,10 @@ class Server:
             raise RequestError("op", f"must be a string, got {clip(repr(op))}")
         if op == "hello":
             self.channel.send(**self.ready_event())
-        elif op == "predict":
+        elif op in ("predict", "cast"):
             # Validated once, here: a bad field is answered at once, and jobs only ever see a
             # well-formed request.
-            job = Job(PredictRequest.from_json(req))
+            job = Job((PredictRequest if op == "predict" else CastRequest).from_json(req))
             with self.lock:
                 self.pending.append(job)
             self.jobs.put(job)
@@ -219,7 +220,8 @@ class Server:
             try:
                 if self.predictor is None:
                     raise NoModel(self.model_error)
-                final = dict(event="done", **run_predict(self.predictor, req, progress, lambda: bool(job.cancelled)))
+                run = run_cast if isinstance(req, CastRequest) else run_predict
+                final = dict(event="done", **run(self.predictor, req, progress, lambda: bool(job.cancelled)))
             except Cancelled:
                 final = dict(event="error", code="cancelled", message=job.cancelled or "cancelled")
             except (BadInput, NoModel) as exc:

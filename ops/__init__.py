@@ -6,7 +6,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..addon import export, generate, llf, runtime, scene, validate
+from ..addon import cast, export, generate, llf, runtime, scene, validate
 from ..addon.job import JobState
 from ..addon.prefs import get_prefs
 
@@ -18,25 +18,21 @@ def _poll(cls, reason):
     return True
 
 
-class DUET_OT_generate(bpy.types.Operator):
-    """Animate the character's face from the two voices (runs in the background; Esc cancels)"""
+class _GenerateBase:
+    """A generation: starts the job, then (from the UI) stays modal only to catch Esc and report.
+    The finished job pushes its own undo step (it ends in a timer), so bl_options has no UNDO."""
 
-    bl_idname = "duet.generate"
-    bl_label = "Generate"
-    bl_options = {"REGISTER"}  # the finished job pushes its own undo step (it ends in a timer)
+    bl_options = {"REGISTER"}
+    build = None  # callable(context) -> Plan; None: the panel's character or conversation
 
     wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
                        description="Run to completion before returning (scripts)")
     timeout: FloatProperty(name="Timeout", default=0.0, min=0.0, options={"SKIP_SAVE"},
                            description="With Wait: cancel after this many seconds (0: no limit)")
 
-    @classmethod
-    def poll(cls, context):
-        return _poll(cls, validate.generate_reason(context, generate.current_job()))
-
     def execute(self, context):
         try:
-            job = generate.start(context, wait=self.wait, timeout=self.timeout or None)
+            job = generate.start(context, wait=self.wait, timeout=self.timeout or None, build=type(self).build)
         except generate.UserError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -63,6 +59,105 @@ class DUET_OT_generate(bpy.types.Operator):
             return {"PASS_THROUGH"}
         self.report({"INFO"} if job.state is JobState.DONE else {"WARNING"}, job.message)
         return {"FINISHED"} if job.state is JobState.DONE else {"CANCELLED"}
+
+
+class DUET_OT_generate(_GenerateBase, bpy.types.Operator):
+    """Animate the character's face from the two voices (runs in the background; Esc cancels)"""
+
+    bl_idname = "duet.generate"
+    bl_label = "Generate"
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, validate.generate_reason(context, generate.current_job()))
+
+
+class DUET_OT_generate_cast(_GenerateBase, bpy.types.Operator):
+    """Animate every character of the Cast list in one job, each from its own voice, turning toward
+    whoever speaks (runs in the background; Esc cancels; one undo step)"""
+
+    bl_idname = "duet.generate_cast"
+    bl_label = "Generate cast"
+    build = staticmethod(cast.build_plan)
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, cast.generate_reason(context, generate.current_job()))
+
+
+class DUET_OT_cast_add(bpy.types.Operator):
+    """Add a row to the Cast list (its character: the active object, when it has shape keys)"""
+
+    bl_idname = "duet.cast_add"
+    bl_label = "Add cast row"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        cast.add_row(context)
+        return {"FINISHED"}
+
+
+class DUET_OT_cast_remove(bpy.types.Operator):
+    """Remove the selected row from the Cast list (the character and its keys stay)"""
+
+    bl_idname = "duet.cast_remove"
+    bl_label = "Remove cast row"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, cast.row_reason(context))
+
+    def execute(self, context):
+        cast.remove_row(context)
+        return {"FINISHED"}
+
+
+class _CastMove:
+    bl_options = {"REGISTER", "UNDO"}
+    delta = 0
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, cast.row_reason(context))
+
+    def execute(self, context):
+        cast.move_row(context, self.delta)
+        return {"FINISHED"}
+
+
+class DUET_OT_cast_move_up(_CastMove, bpy.types.Operator):
+    """Move the selected row up (row order is the order of the members' seeds: row k takes seed + k)"""
+
+    bl_idname = "duet.cast_move_up"
+    bl_label = "Move cast row up"
+    delta = -1
+
+
+class DUET_OT_cast_move_down(_CastMove, bpy.types.Operator):
+    """Move the selected row down (row order is the order of the members' seeds: row k takes seed + k)"""
+
+    bl_idname = "duet.cast_move_down"
+    bl_label = "Move cast row down"
+    delta = 1
+
+
+class DUET_OT_cast_from_conversation(bpy.types.Operator):
+    """Replace the Cast list with the panel's character and own voice, and in conversation mode the
+    second character and the partner voice (conversation mode itself stays as it is)"""
+
+    bl_idname = "duet.cast_from_conversation"
+    bl_label = "Cast from conversation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, cast.conversation_reason(context))
+
+    def execute(self, context):
+        n = cast.from_conversation(context)
+        self.report({"INFO"}, f"Cast: {n} row{'s' if n != 1 else ''} from the panel's settings")
+        return {"FINISHED"}
 
 
 class DUET_OT_cancel(bpy.types.Operator):
@@ -241,9 +336,15 @@ class DUET_OT_export_csv(bpy.types.Operator, ExportHelper):
 
 
 class _ExportBase(ExportHelper):
+    one_clip = False  # glTF: per-action clips (a cast: the scene as one clip)
+
     @classmethod
     def poll(cls, context):
         return _poll(cls, validate.character_reason(context))
+
+    @staticmethod
+    def objects(context):
+        return export.export_objects(context)
 
     def export(self, context, fn, path):
         """Run an exporter; a bad path or an exporter's failure ends in one line, not a traceback."""
@@ -251,7 +352,7 @@ class _ExportBase(ExportHelper):
             self.report({"ERROR"}, f"Export failed: {why}")
             return {"CANCELLED"}
         try:
-            fn(context, path, export.export_objects(context))
+            fn(context, path, self.objects(context))
         except (OSError, RuntimeError) as exc:
             lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
             self.report({"ERROR"}, f"Export failed: {lines[-1] if lines else type(exc).__name__}")
@@ -259,23 +360,18 @@ class _ExportBase(ExportHelper):
         return {"FINISHED"}
 
 
-class DUET_OT_export_gltf(bpy.types.Operator, _ExportBase):
-    """Export the character(s) as glTF binary with shape-key animation"""
-
-    bl_idname = "duet.export_gltf"
-    bl_label = "Export glTF (.glb)"
+class _Gltf:
     filename_ext = ".glb"
     filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
 
     def execute(self, context):
-        return self.export(context, export.export_gltf, export.gltf_path(self.filepath))
+        def gltf(context, path, objects):
+            return export.export_gltf(context, path, objects, self.one_clip)
+
+        return self.export(context, gltf, export.gltf_path(self.filepath))
 
 
-class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
-    """Export the character(s) as FBX with shape-key animation"""
-
-    bl_idname = "duet.export_fbx"
-    bl_label = "Export FBX"
+class _Fbx:
     filename_ext = ".fbx"
     filter_glob: StringProperty(default="*.fbx", options={"HIDDEN"})
 
@@ -283,9 +379,53 @@ class DUET_OT_export_fbx(bpy.types.Operator, _ExportBase):
         return self.export(context, export.export_fbx, export.fbx_path(self.filepath))
 
 
-classes = (DUET_OT_generate, DUET_OT_cancel, DUET_OT_check_runtime, DUET_OT_setup_runtime,
-           DUET_OT_refresh_mapping, DUET_OT_clear_mapping, DUET_OT_import_csv, DUET_OT_export_csv,
-           DUET_OT_export_gltf, DUET_OT_export_fbx)
+class DUET_OT_export_gltf(bpy.types.Operator, _Gltf, _ExportBase):
+    """Export the character(s) as glTF binary with shape-key animation"""
+
+    bl_idname = "duet.export_gltf"
+    bl_label = "Export glTF (.glb)"
+
+
+class DUET_OT_export_fbx(bpy.types.Operator, _Fbx, _ExportBase):
+    """Export the character(s) as FBX with shape-key animation"""
+
+    bl_idname = "duet.export_fbx"
+    bl_label = "Export FBX"
+
+
+class _CastExport(_ExportBase):
+    """The Cast panel's exports: every row's character and head object (glTF: one clip for all)."""
+
+    one_clip = True
+
+    @classmethod
+    def poll(cls, context):
+        return _poll(cls, cast.export_reason(context))
+
+    @staticmethod
+    def objects(context):
+        return cast.export_objects(context)
+
+
+class DUET_OT_export_cast_gltf(bpy.types.Operator, _Gltf, _CastExport):
+    """Export every character of the cast as glTF binary with shape-key animation"""
+
+    bl_idname = "duet.export_cast_gltf"
+    bl_label = "Export cast glTF (.glb)"
+
+
+class DUET_OT_export_cast_fbx(bpy.types.Operator, _Fbx, _CastExport):
+    """Export every character of the cast as FBX with shape-key animation"""
+
+    bl_idname = "duet.export_cast_fbx"
+    bl_label = "Export cast FBX"
+
+
+classes = (DUET_OT_generate, DUET_OT_generate_cast, DUET_OT_cast_add, DUET_OT_cast_remove, DUET_OT_cast_move_up,
+           DUET_OT_cast_move_down, DUET_OT_cast_from_conversation, DUET_OT_cancel, DUET_OT_check_runtime,
+           DUET_OT_setup_runtime, DUET_OT_refresh_mapping, DUET_OT_clear_mapping, DUET_OT_import_csv,
+           DUET_OT_export_csv, DUET_OT_export_gltf, DUET_OT_export_fbx, DUET_OT_export_cast_gltf,
+           DUET_OT_export_cast_fbx)
 
 
 def register():

@@ -1,4 +1,4 @@
-"""What every part of `make demo` shares: the cast, its two errors, and progress on the terminal.
+"""What every part of `make demo` shares: the people, their two errors, and progress on the terminal.
 
 The demo's modules: demo.py (the steps, in order), demo_scene.py (voices in, the scene, generation,
 exports), demo_render.py (preview frames, demo.mp4 and its check), demo_pictures.py (contact
@@ -12,7 +12,9 @@ import time
 from contextlib import contextmanager
 
 FPS = 25                  # the scene's frame rate: the network's own, so curves need no resampling
-NAMES = ("Alex", "Sam")   # Alex speaks --self (sample a.wav), Sam speaks --partner (sample b.wav)
+PEOPLE = ("Alex", "Sam", "Kim")  # speak the sample's tracks a, b, c in that order
+NAMES = PEOPLE[:2]        # the two-person demo: Alex speaks --self (a.wav), Sam speaks --partner (b.wav)
+CAST_SIZES = (2, 3)       # `--cast N`: the shipped sample with N people (assets/sample, assets/sample_cast)
 TURN = math.radians(45)   # rest yaw: each faces the other, turned this much from the camera
 
 

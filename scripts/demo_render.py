@@ -1,4 +1,4 @@
-"""The demo's preview: Workbench frames of the saved scene, encoded with both voices into demo.mp4 by
+"""The demo's preview: Workbench frames of the saved scene, encoded with every voice into demo.mp4 by
 Blender itself (Video Sequencer, its own FFmpeg and audio mixer), then read back by PyAV's FFmpeg."""
 
 import glob
@@ -13,7 +13,8 @@ import numpy as np
 import soundfile as sf
 from demo_common import FPS, NAMES, DemoError, say
 
-LABEL_X = (0.27, 0.73)    # name tags under the heads, fraction of the width
+LABEL_X = (0.27, 0.73)    # the two-person demo's name tags under the heads, fraction of the width
+LABEL_Y = 0.04            # their bottom edge, fraction of the height
 MIX_RATE = 48000          # the preview's audio
 
 
@@ -56,10 +57,12 @@ def render_frames(scene, step, frames_dir):
     return files
 
 
-def encode_preview(files, voices, size, step, out_path):
-    """The rendered frames and both voices through the Video Sequencer into one MP4 (H.264 + AAC):
-    Blender mixes the sound strips itself, so no ffmpeg binary is needed. Returns False when this
-    bpy build has no audio (the PyPI bpy 4.2 module): the video is then silent."""
+def encode_preview(files, voices, size, step, out_path, tags=None):
+    """The rendered frames and every voice through the Video Sequencer into one MP4 (H.264 + AAC):
+    Blender mixes the sound strips itself, so no ffmpeg binary is needed. `tags`: {name: (x, y)},
+    where each name goes (fractions of the frame, y from the bottom; default: the two-person demo's,
+    under the heads). Returns False when this bpy build has no audio (the PyPI bpy 4.2 module):
+    the video is then silent."""
     from duet.addon.scene import strips_collection_name
 
     sc = bpy.data.scenes.new("Preview encode")
@@ -81,8 +84,9 @@ def encode_preview(files, voices, size, step, out_path):
             say(f"      note: no audio in the preview: {str(exc).removeprefix('Error: ').strip()}")
             has_audio = False
             break
-    for ch, (name, x) in enumerate(zip(NAMES, LABEL_X), start=4):
-        _name_tag(strips, ch, name, x, len(files), size)
+    tags = tags or {n: (x, LABEL_Y) for n, x in zip(NAMES, LABEL_X)}
+    for ch, (name, xy) in enumerate(tags.items(), start=len(voices) + 2):
+        _name_tag(strips, ch, name, xy, len(files), size)
     sc.frame_start, sc.frame_end = 1, len(files)
     r = sc.render
     if hasattr(r.image_settings, "media_type"):  # 5.0: movies are a media type of their own
@@ -108,15 +112,15 @@ def encode_preview(files, voices, size, step, out_path):
     return has_audio
 
 
-def _name_tag(strips, channel, name, x, n_frames, size):
-    """A white name on a dark box at the bottom of the frame, centred at x (fraction of the width)."""
+def _name_tag(strips, channel, name, xy, n_frames, size):
+    """A white name on a dark box, its bottom edge centred at xy (fractions of the frame)."""
     try:
         tag = strips.new_effect(name, "TEXT", channel, 1, frame_end=n_frames + 1)
     except TypeError:  # 5.0: a length instead of an end frame
         tag = strips.new_effect(name, "TEXT", channel, 1, length=n_frames)
     tag.text = name
     tag.font_size = max(8, round(size[1] * 0.075))
-    tag.location = (x, 0.04)
+    tag.location = xy
     if hasattr(tag, "anchor_x"):
         tag.anchor_x, tag.anchor_y = "CENTER", "BOTTOM"
     else:  # 4.2
@@ -175,7 +179,7 @@ def _channels_by_samples(frame):
 
 def mix_gains(mp4, voices):
     """How loud each voice file is in the MP4's audio: least squares of the decoded mix on the
-    voices (read at 8 kHz); both clearly above 0 means both voices were mixed in."""
+    voices (read at 8 kHz); each clearly above 0 means each voice was mixed in."""
     src = [sf.read(v, dtype="float32", always_2d=True) for v in voices]
     t = np.arange(0.0, min([len(mp4.mix) / mp4.rate] + [len(x) / sr for x, sr in src]), 1 / 8000)
     cols = np.stack([x.mean(axis=1)[(t * sr).astype(int)] for x, sr in src], 1)
@@ -183,8 +187,8 @@ def mix_gains(mp4, voices):
 
 
 def check_mp4(path, n_frames, fps, size, voices, has_audio=True):
-    """One H.264 video stream of n_frames at `size`; one AAC audio stream as long, which must be the
-    two voices mixed. Returns the Mp4 and the voices' gains in the mix (None when silent)."""
+    """One H.264 video stream of n_frames at `size`; one AAC audio stream as long, which must be
+    every voice mixed. Returns the Mp4 and the voices' gains in the mix (None when silent)."""
     mp4 = read_mp4(path)
     v = mp4.video
     if len(v) != 1 or (v[0]["codec"], v[0]["frames"], v[0]["size"]) != ("h264", n_frames, tuple(size)):
@@ -200,5 +204,5 @@ def check_mp4(path, n_frames, fps, size, voices, has_audio=True):
         raise DemoError(f"{path}: expected one AAC audio stream of {seconds:.2f} s, found {a}")
     gains = mix_gains(mp4, voices)
     if gains.min() < 0.2:
-        raise DemoError(f"{path}: the audio is not both voices mixed (gains {np.round(gains, 2).tolist()})")
+        raise DemoError(f"{path}: the audio is not every voice mixed (gains {np.round(gains, 2).tolist()})")
     return mp4, gains

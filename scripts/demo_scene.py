@@ -1,22 +1,29 @@
-"""The demo's scene: two heads face to face, animated by the Duet extension, saved, exported, and
-read back the way an artist (or another tool) would see them."""
+"""The demo's scene: two heads face to face (or a cast around a table), animated by the Duet
+extension, saved, exported, and read back the way an artist (or another tool) would see them."""
 
 import math
 import os
 
 import bpy
 import numpy as np
-from demo_common import FPS, NAMES, TURN, BadInputError, DemoError, say
+from demo_common import FPS, NAMES, PEOPLE, TURN, BadInputError, DemoError, say
 from demo_head import build_head
 
 from model_runtime.channels import CHANNELS
 
-SKINS = ((0.88, 0.54, 0.38, 1.0), (0.42, 0.26, 0.17, 1.0))     # linear RGBA, Alex then Sam
-HAIR = ((0.45, 0.22, 0.08, 1.0), (0.05, 0.04, 0.04, 1.0))
-SHIRTS = ((0.20, 0.42, 0.30, 1.0), (0.55, 0.25, 0.20, 1.0))
-IRISES = ((0.18, 0.42, 0.62, 1.0), (0.22, 0.12, 0.05, 1.0))
+SKINS = ((0.88, 0.54, 0.38, 1.0), (0.42, 0.26, 0.17, 1.0), (0.70, 0.47, 0.33, 1.0))  # linear RGBA, PEOPLE's order
+HAIR = ((0.45, 0.22, 0.08, 1.0), (0.05, 0.04, 0.04, 1.0), (0.62, 0.47, 0.20, 1.0))
+SHIRTS = ((0.20, 0.42, 0.30, 1.0), (0.55, 0.25, 0.20, 1.0), (0.22, 0.32, 0.62, 1.0))
+IRISES = ((0.18, 0.42, 0.62, 1.0), (0.22, 0.12, 0.05, 1.0), (0.25, 0.45, 0.25, 1.0))
 SPACING = 0.20            # each head this far from the middle (metres)
 CAMERA_AT, CAMERA_LENS, CAMERA_TILT = (0.0, -1.05, 0.135), 50, 2.0  # metres, mm, degrees looking down
+# The cast sits on the far half of a round table, seats spread over this arc (degrees, counter-clockwise
+# from +X, listed left to right as the camera sees them): everyone faces the table's centre, so
+# every face is turned toward the camera (a full circle would show someone's back).
+TABLE_ARC = (140.0, 40.0)
+TABLE_SEAT_R, TABLE_R, TABLE_TOP = 0.45, 0.32, -0.19  # metres: seats from the centre, table radius, top height
+TABLE_COLOUR = (0.33, 0.21, 0.12, 1.0)
+TABLE_CAMERA_AT, TABLE_CAMERA_TILT = (0.0, -1.4, 0.40), 12.0
 CHECK_KEYS = ("jawOpen", "eyeBlinkLeft", "mouthSmileLeft", "mouthFunnel")  # compared after re-import
 CHECK_FRAMES = 7          # that many frames, spread over the clip
 
@@ -41,11 +48,48 @@ def build_scene(size):
             body.rotation_euler = (0.0, 0.0, -side * TURN * 0.6)
         heads.append(head)
 
+    _camera_and_look(scene, size, CAMERA_AT, CAMERA_TILT)
+    return heads
+
+
+def build_table_scene(size, names):
+    """The cast seated around a round table (left to right over TABLE_ARC, each head and its
+    shoulders turned to face the centre), a camera that sees every face, and Workbench. Returns
+    the heads."""
+    scene = bpy.context.scene
+    scene.name = "Duet cast demo"
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    scene.frame_start = 1
+    heads = []
+    for name, phi in zip(names, np.radians(np.linspace(*TABLE_ARC, len(names)))):
+        k = PEOPLE.index(name)
+        head = build_head(name, skin=SKINS[k], hair=HAIR[k], shirt=SHIRTS[k], iris=IRISES[k])
+        head.location = (TABLE_SEAT_R * math.cos(phi), TABLE_SEAT_R * math.sin(phi), 0.0)
+        head.rotation_mode = "XYZ"
+        # The head looks down its local -Y; turned by phi - 90 degrees that points at the centre.
+        yaw = float(phi - math.pi / 2)
+        head.rotation_euler = (0.0, 0.0, yaw)
+        body = bpy.data.objects.get(f"{name}_Body")
+        if body is not None:  # the shoulders copy the head's location, not its rotation
+            body.rotation_euler = (0.0, 0.0, yaw)
+        heads.append(head)
+    bpy.ops.mesh.primitive_cylinder_add(vertices=96, radius=TABLE_R, depth=0.04, location=(0.0, 0.0, TABLE_TOP - 0.02))
+    table = bpy.context.active_object
+    table.name = "Table"
+    mat = bpy.data.materials.new("Table")
+    mat.diffuse_color = TABLE_COLOUR
+    table.data.materials.append(mat)
+    _camera_and_look(scene, size, TABLE_CAMERA_AT, TABLE_CAMERA_TILT)
+    return heads
+
+
+def _camera_and_look(scene, size, at, tilt):
+    """The camera at `at` looking along +Y, `tilt` degrees down; Workbench, studio light, a plain backdrop."""
     cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(cam)
     cam.data.lens = CAMERA_LENS
-    cam.location = CAMERA_AT
-    cam.rotation_euler = (math.radians(90 - CAMERA_TILT), 0.0, 0.0)
+    cam.location = at
+    cam.rotation_euler = (math.radians(90 - tilt), 0.0, 0.0)
     scene.camera = cam
 
     r = scene.render
@@ -66,18 +110,12 @@ def build_scene(size):
     world.color = (0.55, 0.62, 0.70)  # a plain cool grey-blue: both skin tones read against it
     scene.world = world
     scene.view_settings.view_transform = "Standard"
-    return heads
 
 
 def animate(heads, voices, model="", backend="onnx", device="AUTO"):
     """Conversation mode through the panel's own properties and the extension's generate.start:
     the runtime process predicts both faces (A alone, B given A, A given B)."""
-    from duet.addon import generate
-    from duet.addon.job import JobState
-
-    prefs = bpy.context.preferences.addons["duet"].preferences
-    prefs.model_path = os.path.abspath(model) if model else ""
-    prefs.backend, prefs.device = backend, device
+    _set_runtime(model, backend, device)
     s = bpy.context.scene.duet
     s.conversation = True
     s.character, s.character_b = heads
@@ -86,9 +124,48 @@ def animate(heads, voices, model="", backend="onnx", device="AUTO"):
     s.head_target = "OBJECT"
     s.add_sound_strips = True
     s.set_frame_range = True
+    _run(None, voices.n_frames)
+
+
+def animate_cast(heads, voices, model="", backend="onnx", device="AUTO"):
+    """Generate cast through the panel's own properties: the Cast list gets one row per head (its
+    voice, the head turning on its own object, facing -Y in its own space) and the extension's
+    cast plan sends one `cast` request: every face predicted from its own voice and the others',
+    every head and eyes turned toward whoever speaks."""
+    from duet.addon import cast
+
+    _set_runtime(model, backend, device)
+    s = bpy.context.scene.duet
+    s.cast.clear()
+    for head, path in zip(heads, voices.paths):
+        row = s.cast.add()
+        row.character = head
+        row.voice = path
+        row.head_target = "OBJECT"  # first: head_object's picker filters on it
+        row.head_object = head
+        row.forward_axis = "NEG_Y"
+    s.start_frame = 1
+    s.add_sound_strips = True
+    s.set_frame_range = True
+    s.cast_attention = True
+    _run(cast.build_plan, voices.n_frames)
+
+
+def _set_runtime(model, backend, device):
+    prefs = bpy.context.preferences.addons["duet"].preferences
+    prefs.model_path = os.path.abspath(model) if model else ""
+    prefs.backend, prefs.device = backend, device
+
+
+def _run(build, n_frames):
+    """One job through the extension's generate.start (wait=True); its refusals and failures as the
+    demo's two errors."""
+    from duet.addon import generate
+    from duet.addon.job import JobState
+
     try:
         try:
-            job = generate.start(bpy.context, wait=True)
+            job = generate.start(bpy.context, wait=True, build=build)
         except generate.UserError as exc:
             raise BadInputError(str(exc))
         if job.state is not JobState.DONE:
@@ -101,8 +178,8 @@ def animate(heads, voices, model="", backend="onnx", device="AUTO"):
     if "untrained" in job.message:
         say("      note: the model is untrained (random weights): expect noise, not animation")
     sc = bpy.context.scene
-    if sc.frame_end - sc.frame_start + 1 != voices.n_frames:
-        raise DemoError(f"the scene has {sc.frame_end - sc.frame_start + 1} frames, expected {voices.n_frames}")
+    if sc.frame_end - sc.frame_start + 1 != n_frames:
+        raise DemoError(f"the scene has {sc.frame_end - sc.frame_start + 1} frames, expected {n_frames}")
 
 
 # ---------------------------------------------------------------- save, export, check the exports
@@ -207,15 +284,29 @@ def keyed_range(obj):
 
 # ---------------------------------------------------------------- read back the saved scene
 
-def open_saved(path):
+def open_saved(path, names=NAMES):
     """Open demo.blend (what the artist opens); returns the scene, its frames and their times, and
     each head's curves there: {name: {ARKit channel or 'rot0..2': values}}."""
     bpy.ops.wm.open_mainfile(filepath=path, load_ui=False)
     scene = bpy.context.scene
     frames = np.arange(scene.frame_start, scene.frame_end + 1)
     times = (frames - scene.frame_start) / FPS
-    curves = {n: read_curves(bpy.data.objects[n], frames) for n in NAMES}
+    curves = {n: read_curves(bpy.data.objects[n], frames) for n in names}
     return scene, times, curves
+
+
+def name_tags(scene, names, above=0.30):
+    """Where each head is in the camera's picture: {name: (x, y)} as fractions of the frame (y from
+    the bottom), `above` metres over the head's origin (the neck), at the scene's current frame."""
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    out = {}
+    for n in names:
+        p = world_to_camera_view(scene, scene.camera, bpy.data.objects[n].matrix_world.translation
+                                 + Vector((0.0, 0.0, above)))
+        out[n] = (float(p.x), float(p.y))
+    return out
 
 
 def read_curves(obj, frames):

@@ -1,44 +1,56 @@
-"""The demo's input: both voices, checked and copied next to the .blend, and who speaks when."""
+"""The demo's input: the voices, checked and copied next to the .blend, and who speaks when."""
 
 import json
 import os
 from dataclasses import dataclass
 
 import soundfile as sf
-from demo_common import FPS, NAMES, BadInputError
+from demo_common import FPS, NAMES, PEOPLE, BadInputError
 
 from model_runtime.audio import load_audio
 from model_runtime.errors import BadInput
 from model_runtime.liveliness import voice_activity
-from model_runtime.paths import SAMPLE_DIR
+from model_runtime.paths import SAMPLE_CAST_DIR, SAMPLE_DIR
 from model_runtime.timebase import SAMPLE_RATE, frame_count, samples_per_frame
+
+# The shipped samples by number of people (training/sample.py builds both).
+SAMPLE_DIRS = {2: SAMPLE_DIR, 3: SAMPLE_CAST_DIR}
 
 
 @dataclass
 class Voices:
-    sample: bool      # the shipped sample conversation (else the user's --self/--partner)
-    sources: list     # Alex's and Sam's files, as given
-    paths: list       # the copies the .blend plays (audio/alex.wav, audio/sam.wav), trimmed
-    samples: list     # both as the runtime reads them (mono, SAMPLE_RATE), trimmed
+    sample: bool      # a shipped sample conversation (else the user's --self/--partner)
+    sources: list     # each person's file, as given
+    paths: list       # the copies the .blend plays (audio/alex.wav, ...), trimmed
+    samples: list     # as the runtime reads them (mono, SAMPLE_RATE), trimmed
     seconds: float
+    names: tuple = NAMES  # who speaks them, in order
+    folder: object = SAMPLE_DIR  # the sample's folder (its timeline.json)
 
     @property
     def n_frames(self):
         return frame_count(self.seconds, FPS)
 
 
-def prepare(self_audio, partner_audio, seconds, audio_dir):
-    """Check both voices with the runtime's own reader (the same errors as a generation) and copy
-    them, trimmed to `seconds` (0: the longer one's length), into audio_dir."""
+def prepare(self_audio, partner_audio, seconds, audio_dir, cast=0):
+    """Check the voices with the runtime's own reader (the same errors as a generation) and copy
+    them, trimmed to `seconds` (0: the longest one's length), into audio_dir. `cast`: the shipped
+    sample with that many people (each its own track); else both of --self/--partner or the
+    two-person sample."""
     if bool(self_audio) != bool(partner_audio):
         raise BadInputError("give both voices: --self A.wav (Alex) and --partner B.wav (Sam)")
+    if cast and self_audio:
+        raise BadInputError("--cast animates the shipped sample with that many people: leave out --self/--partner")
     sample = not self_audio
+    names = PEOPLE[:cast] if cast else NAMES
+    folder = SAMPLE_DIRS[len(names)]
     if sample:
-        srcs = [str(SAMPLE_DIR / "a.wav"), str(SAMPLE_DIR / "b.wav")]
-        for p in srcs + [str(SAMPLE_DIR / "timeline.json")]:
+        srcs = [str(folder / f"{chr(ord('a') + k)}.wav") for k in range(len(names))]  # a.wav, b.wav, ...
+        for p in srcs + [str(folder / "timeline.json")]:
             if not os.path.isfile(p):
+                how = " --cast" if len(names) > 2 else ""
                 raise BadInputError(f"{p}: sample conversation not found "
-                                    "(rebuild it: .venv/bin/python scripts/make_sample_conversation.py)")
+                                    f"(rebuild it: .venv/bin/python scripts/make_sample_conversation.py{how})")
     else:
         srcs = [os.path.abspath(self_audio), os.path.abspath(partner_audio)]
     tracks = []
@@ -51,22 +63,22 @@ def prepare(self_audio, partner_audio, seconds, audio_dir):
     seconds = min(seconds, full) if seconds > 0 else full
     os.makedirs(audio_dir, exist_ok=True)
     paths = []
-    for name, src in zip(NAMES, srcs):
+    for name, src in zip(names, srcs):
         info = sf.info(src)
         data, sr = sf.read(src, frames=int(round(seconds * info.samplerate)), dtype="float32", always_2d=True)
         dst = os.path.join(audio_dir, f"{name.lower()}.wav")
         sf.write(dst, data, sr, subtype="PCM_16")  # a copy the .blend can keep playing
         paths.append(dst)
     n = int(round(seconds * SAMPLE_RATE))
-    return Voices(sample, srcs, paths, [t.samples[:n] for t in tracks], seconds)
+    return Voices(sample, srcs, paths, [t.samples[:n] for t in tracks], seconds, names, folder)
 
 
 def who_speaks(voices):
     """({name: [(start, end) s, ...]}, {(name, start): the line said}, where that came from):
     the sample's timeline.json, else the runtime's own voice-activity measure on each track."""
     if voices.sample:
-        segments, lines = _timeline_segments(voices.seconds)
-        return segments, lines, "assets/sample/timeline.json"
+        segments, lines = _timeline_segments(voices.folder, voices.names, voices.seconds)
+        return segments, lines, f"assets/{voices.folder.name}/timeline.json"
     n, spf = voices.n_frames, samples_per_frame(FPS)
     a, b = voices.samples
     segments = {NAMES[0]: segments_from_mask(voice_activity(a, b, n, spf), FPS),
@@ -74,17 +86,18 @@ def who_speaks(voices):
     return segments, {}, "energy voice activity of each track"
 
 
-def _timeline_segments(seconds):
-    """Turns and backchannels per character from the sample's timeline.json, and the turns' text."""
-    with open(SAMPLE_DIR / "timeline.json", encoding="utf-8") as f:
+def _timeline_segments(folder, names, seconds):
+    """Turns and backchannels per character from the sample's timeline.json (its tracks in order are
+    the names'), and the turns' text."""
+    with open(folder / "timeline.json", encoding="utf-8") as f:
         tl = json.load(f)
     out = {}
-    for name, key in zip(NAMES, ("a", "b")):
+    who = dict(zip(tl["tracks"], names))
+    for key, name in who.items():
         track = tl["tracks"][key]
         segs = [(float(s[0]), float(s[1])) for s in track.get("segments", [])]
         segs += [(float(b[0]), float(b[1])) for b in track.get("backchannels", [])]
         out[name] = sorted((a, min(b, seconds)) for a, b in segs if a < seconds)
-    who = dict(a=NAMES[0], b=NAMES[1])
     lines = {(who[t["track"]], round(float(t["start"]), 3)): t.get("text", "") for t in tl.get("turns", [])}
     return out, lines
 

@@ -1,10 +1,12 @@
-"""Build the shipped sample conversation: assets/sample/{a,b}.wav, timeline.json, README.md.
+"""Build the shipped sample conversations: assets/sample/{a,b}.wav (two people) or, with --cast,
+assets/sample_cast/{a,b,c}.wav (three), each with timeline.json and README.md.
 
-    .venv/bin/python scripts/make_sample_conversation.py [--out assets/sample] [--check]
+    .venv/bin/python scripts/make_sample_conversation.py [--cast] [--out DIR] [--check]
 
-Two scripted voices (offline TTS: festival and flite) mixed as two microphones record them, by
-the training-data pipeline (training/sample.py). Deterministic: the same engines give
-the same bits. --check prints each turn's level and what pocketsphinx recognises in it.
+Scripted voices (offline TTS: festival, flite and, for the cast, espeak-ng) mixed as one
+microphone per person records them, by the training-data pipeline (training/sample.py).
+Deterministic: the same engines give the same bits. --check prints each turn's level and what
+pocketsphinx recognises in it.
 """
 
 import os

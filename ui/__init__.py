@@ -2,7 +2,7 @@
 
 import bpy
 
-from ..addon import runtime, scene
+from ..addon import cast, runtime, scene
 from ..addon.prefs import DuetPreferences
 
 
@@ -15,6 +15,22 @@ class DUET_UL_mapping(bpy.types.UIList):
             row.prop_search(item, "shape_key", key, "key_blocks", text="")
         else:
             row.prop(item, "shape_key", text="")
+
+
+class DUET_UL_cast(bpy.types.UIList):
+    """A cast row: character, voice (file name or strip), mute; an alert icon when it has a problem
+    (the details below the list say which)."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index):
+        row = layout.row(align=True)
+        problem = cast.row_problem(context.scene, item, index, data.output_mode)
+        row.label(text=item.character.name if item.character else "(no character)",
+                  icon="ERROR" if problem else "OUTLINER_OB_MESH")
+        voice = item.voice_strip or bpy.path.basename(item.voice) or "(no voice)"
+        sub = row.row()
+        sub.active = not item.mute
+        sub.label(text=voice, icon="SEQUENCE" if item.voice_strip else "SOUND")
+        row.prop(item, "mute", text="", emboss=False, icon="MUTE_IPO_ON" if item.mute else "MUTE_IPO_OFF")
 
 
 class _Base:
@@ -52,6 +68,56 @@ class DUET_PT_main(_Base, bpy.types.Panel):
             row.operator("duet.generate", icon="PLAY")
             if wm.duet_status:
                 col.label(text=wm.duet_status)
+
+
+class DUET_PT_cast(_Base, bpy.types.Panel):
+    bl_label = "Cast"
+    bl_parent_id = "DUET_PT_main"
+
+    def draw(self, context):
+        s = context.scene.duet
+        wm = context.window_manager
+        layout = self.layout
+        row = layout.row()
+        row.template_list("DUET_UL_cast", "", s, "cast", s, "cast_index", rows=3)
+        col = row.column(align=True)
+        col.operator("duet.cast_add", text="", icon="ADD")
+        col.operator("duet.cast_remove", text="", icon="REMOVE")
+        col.operator("duet.cast_move_up", text="", icon="TRIA_UP")
+        col.operator("duet.cast_move_down", text="", icon="TRIA_DOWN")
+        layout.operator("duet.cast_from_conversation", icon="IMPORT")
+        if 0 <= s.cast_index < len(s.cast):
+            item = s.cast[s.cast_index]
+            box = layout.box().column()
+            box.prop(item, "character")
+            box.prop(item, "voice")
+            se = context.scene.sequence_editor
+            if se is not None:
+                box.prop_search(item, "voice_strip", se, scene.strips_collection_name(se))
+            box.prop(item, "head_target")
+            if item.head_target != "NONE":
+                box.prop(item, "head_object")
+                if item.head_target == "BONE" and item.head_object is not None and item.head_object.type == "ARMATURE":
+                    box.prop_search(item, "head_bone", item.head_object.pose, "bones")
+            box.prop(item, "forward_axis")
+            box.prop(item, "mute")
+            problem = cast.row_problem(context.scene, item, s.cast_index, s.output_mode)
+            if problem:
+                box.label(text=problem, icon="ERROR")
+        layout.prop(s, "cast_attention")
+        layout.label(text="Every row takes the panel's Controls", icon="INFO")
+        row = layout.row(align=True)
+        if wm.duet_running:
+            row.prop(wm, "duet_progress", text=wm.duet_status, slider=True)
+            row.operator("duet.cancel", text="", icon="CANCEL")
+        else:
+            row.scale_y = 1.4
+            row.operator("duet.generate_cast", icon="PLAY")
+            if (why := cast.generate_reason(context)) is not None:  # what greys the button out
+                layout.label(text=why, icon="INFO")
+        row = layout.row(align=True)
+        row.operator("duet.export_cast_gltf", text="glTF", icon="EXPORT")
+        row.operator("duet.export_cast_fbx", text="FBX", icon="EXPORT")
 
 
 class DUET_PT_voices_strips(_Base, bpy.types.Panel):
@@ -170,8 +236,8 @@ def draw_status(self, context):
         self.layout.label(text=f"Duet: {wm.duet_status}", icon="SOUND")
 
 
-classes = (DUET_UL_mapping, DUET_PT_main, DUET_PT_voices_strips, DUET_PT_controls, DUET_PT_mapping,
-           DUET_PT_io)
+classes = (DUET_UL_mapping, DUET_UL_cast, DUET_PT_main, DUET_PT_cast, DUET_PT_voices_strips, DUET_PT_controls,
+           DUET_PT_mapping, DUET_PT_io)
 
 
 def register():

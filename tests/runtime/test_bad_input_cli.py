@@ -111,6 +111,10 @@ def make_files(d):
     (d / "not_arkit.csv").write_text("a,b\n1,2\n3,4\n")
     (d / "not_numbers.csv").write_text("JawOpen,MouthClose\n0.1,0.2\n0.3,high\n")
     (d / "all_nan.csv").write_text("JawOpen,MouthClose\nnan,\n,nan\n")
+    # positions files of a cast
+    (d / "positions_cut.json").write_text('{"version": 1, "characters": {"A": ')
+    (d / "positions_no_b.json").write_text(json.dumps({"version": 1, "characters": {
+        "A": {"position": [0, 1, 1.6], "forward": [0, -1, 0]}}}))
     # model files
     (d / "random.onnx").write_bytes(rng.bytes(4096))
     (d / "empty.onnx").write_bytes(b"")
@@ -239,12 +243,44 @@ MODELS = [
     ("model_no_onnx_for_onnx", {"--model": "{d}/ptonly/model.pt", "--backend": "onnx"},
      "model.pt: no .onnx file beside it"),
 ]
-CHEAP = OPTIONS + OUTPUTS  # refused before any model is loaded
-CASES = CHEAP + AUDIO + MOTION + MODELS
+# cast: (case id, the whole command line, the text its one line must contain). {model}: the random model.
+CAST = "cast --voice A={d}/good.wav --voice B={d}/good.wav --model {model} --out {case}".split()
+CAST_OPTIONS = [
+    ("cast_voice_no_name", ["cast", "--voice", "{d}/good.wav", "--out", "{case}"], "--voice: expected NAME=PATH"),
+    ("cast_voice_left_out", ["cast", "--out", "{case}"], "required: --voice"),
+    ("cast_out_left_out", CAST[:-2], "required: --out"),
+    ("cast_name_twice", CAST[:4] + ["A={d}/good.wav"] + CAST[5:], "members[1].name: 'A' is also members[0]'s name"),
+    ("cast_name_empty", CAST[:4] + ["={d}/good.wav"] + CAST[5:], "members[1].name: must be a non-empty string"),
+    ("cast_name_separator", CAST[:4] + ["x/y={d}/good.wav"] + CAST[5:], "members[1].name: must not contain a path"),
+    ("cast_names_one_file", CAST[:4] + ["a={d}/good.wav"] + CAST[5:], "'A' and 'a' would be one file"),
+    ("cast_voice_empty", CAST[:4] + ["B="] + CAST[5:], "members[1].voice: must be a non-empty path"),
+    ("cast_fps_zero", CAST + ["--fps", "0"], "fps: must be a positive number"),
+    ("cast_seed_negative", CAST + ["--seed", "-1"], "seed: must be a whole number >= 0"),
+    ("cast_attention_unknown", CAST + ["--attention", "maybe"], "--attention: invalid choice: 'maybe'"),
+    ("cast_format_unknown", CAST + ["--format", "wav"], "--format: invalid choice: 'wav'"),
+    ("cast_out_missing", CAST[:-1] + ["{case}/missing"], "missing: output folder does not exist"),
+    ("cast_out_a_file", CAST[:-1] + ["{d}/good.wav"], "good.wav: is a file, not a folder"),
+    ("cast_out_not_writable", CAST[:-1] + ["/sys"], "A.npz: cannot write in the output folder"),
+    ("cast_positions_missing", CAST + ["--positions", "{d}/gone.json"], "gone.json: positions file not found"),
+    ("cast_positions_cut", CAST + ["--positions", "{d}/positions_cut.json"],
+     "positions_cut.json: not a positions file"),
+    ("cast_positions_no_member", CAST + ["--positions", "{d}/positions_no_b.json"],
+     "positions_no_b.json: characters: no entry for cast member 'B'"),
+]
+CAST_AUDIO = [
+    ("cast_voice_missing", CAST[:4] + ["B={d}/missing.wav"] + CAST[5:], "missing.wav: audio file not found"),
+    ("cast_voice_all_nan", CAST[:4] + ["B={d}/all_nan.wav"] + CAST[5:], "all_nan.wav: every sample is NaN"),
+    ("cast_voice_folder", CAST[:4] + ["B={d}/folder.wav"] + CAST[5:], "folder.wav: is a folder"),
+    ("cast_model_missing", CAST[:-3] + ["{d}/missing.onnx"] + CAST[-2:], "missing.onnx: model file not found"),
+]
+CHEAP = OPTIONS + OUTPUTS + CAST_OPTIONS  # refused before any model is loaded
+CASES = CHEAP + AUDIO + MOTION + MODELS + CAST_AUDIO
 
 
 def argv_of(case, d, case_dir, model):
     cid, change, _ = case
+    if isinstance(change, list):  # a whole command line of its own
+        return [arg.format(d=d, case=case_dir, model=model) for arg in change]
     if isinstance(change, str):  # a whole different command
         return [change, "--self", f"{d}/good.wav", "--out", f"{case_dir}/o.npz"]
     opts = {"--self": "{d}/good.wav", "--model": str(model), "--out": "{case}/o.npz"}
@@ -270,7 +306,7 @@ def matrix(tmp_path_factory, random_model):
         plan[case[0]] = (argv_of(case, d, case_dir, random_model), case_dir)
     (runs / "out_is_a_folder" / "result.npz").mkdir()
     workers = []
-    for name, cases, setup in (("cheap", CHEAP, ""), ("model", AUDIO + MOTION + MODELS,
+    for name, cases, setup in (("cheap", CHEAP, ""), ("model", AUDIO + MOTION + MODELS + CAST_AUDIO,
                                                        f"D = {str(d)!r}\n{TORCH_SETUP}")):
         job = runs.parent / f"{runs.name}-{name}.json"
         job.write_text(json.dumps([setup, [(c[0], plan[c[0]][0]) for c in cases], str(job) + ".out"]))
@@ -293,7 +329,7 @@ def test_the_matrix_is_broad():
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(matrix, case):
     cid, change, needle = case
-    if cid == "out_not_writable" and not os.path.isdir("/sys"):
+    if cid in ("out_not_writable", "cast_out_not_writable") and not os.path.isdir("/sys"):
         pytest.skip("needs Linux's /sys, a folder nobody can create files in")
     d, runs = matrix
     argv, case_dir, result = runs[cid]

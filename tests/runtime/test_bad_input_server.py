@@ -156,6 +156,66 @@ CASES += [
 ]
 
 
+
+def cast(rid, files, members=None, **fields):
+    """A valid cast (it would write out/A.npz and out/B.npz) with `fields` replaced; None drops a key."""
+    voice = str(files / "voice.wav")
+    req = {"op": "cast", "id": rid, "fps": 24, "positions": None,
+           "members": members if members is not None else [
+               {"name": "A", "voice": voice, "out": str(files / "out" / "A.npz")},
+               {"name": "B", "voice": voice, "out": str(files / "out" / "B.npz")}]}
+    req.update(fields)
+    return {k: v for k, v in req.items() if v is not None}
+
+
+def member(files, name="B", **fields):
+    m = {"name": name, "voice": str(files / "voice.wav"), "out": str(files / "out" / f"{name}.npz")}
+    m.update(fields)
+    return {k: v for k, v in m.items() if v is not None}
+
+
+def cast_with(*members, **fields):
+    """A cast whose members are A (good) and the ones given, each made from the fixture folder."""
+    return lambda rid, f: cast(rid, f, [member(f, "A")] + [m(f) for m in members], **fields)
+
+
+CASES += [
+    ("cast members missing", lambda rid, f: {k: v for k, v in cast(rid, f).items() if k != "members"},
+     "bad_request", "members", True),
+    ("cast members empty", lambda rid, f: cast(rid, f, []), "bad_request", "members", True),
+    ("cast members not a list", lambda rid, f: cast(rid, f, "A"), "bad_request", "members", True),
+    ("cast too many members", lambda rid, f: cast(rid, f, [member(f, f"m{k}") for k in range(17)]),
+     "bad_request", "members", True),
+    ("cast member not an object", cast_with(lambda f: "B"), "bad_request", "members[1]", True),
+    ("cast member without name", cast_with(lambda f: {"voice": "b.wav"}), "bad_request", "members[1].name", True),
+    ("cast member name twice", cast_with(lambda f: member(f, "A", out=str(f / "out" / "A2.npz"))),
+     "bad_request", "members[1].name", True),
+    ("cast member name a path", cast_with(lambda f: member(f, "../B")), "bad_request", "members[1].name", True),
+    ("cast member name too long", cast_with(lambda f: member(f, "x" * 65)), "bad_request", "members[1].name", True),
+    ("cast member voice number", cast_with(lambda f: member(f, voice=3)), "bad_request", "members[1].voice", True),
+    ("cast member out suffix", cast_with(lambda f: member(f, out="B.wav")), "bad_request", "members[1].out", True),
+    ("cast members one out", cast_with(lambda f: member(f, out=str(f / "out" / "A.npz"))), "bad_request",
+     "members[1].out", True),
+    ("cast nothing to write", lambda rid, f: cast(rid, f, [member(f, "A", out=None)]), "bad_request", "members",
+     True),
+    ("cast attention string", lambda rid, f: cast(rid, f, attention="no"), "bad_request", "attention", True),
+    ("cast positions number", lambda rid, f: cast(rid, f, positions=5), "bad_request", "positions", True),
+    ("cast fps zero", lambda rid, f: cast(rid, f, fps=0), "bad_request", "fps", True),
+    ("cast without id", lambda rid, f: {k: v for k, v in cast(rid, f).items() if k != "id"}, "bad_request", "id",
+     False),
+    ("cast voice missing", cast_with(lambda f: member(f, voice=str(f / "missing.wav"))), "bad_audio",
+     "@missing.wav", True),
+    ("cast voice not audio", cast_with(lambda f: member(f, voice=str(f / "text.wav"))), "bad_audio", "@text.wav",
+     True),
+    ("cast positions not JSON", lambda rid, f: cast(rid, f, positions=str(f / "garbage.csv")), "bad_request",
+     "@garbage.csv", True),
+    ("cast positions missing", lambda rid, f: cast(rid, f, positions=str(f / "gone.json")), "bad_request",
+     "@gone.json", True),
+    ("cast out folder missing", cast_with(lambda f: member(f, out=str(f / "out" / "nope" / "B.npz"))),
+     "bad_request", "@out/nope/B.npz", True),
+]
+
+
 @pytest.mark.parametrize("build, code, named, echoes_id", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_in_one_line_and_nothing_is_written(server, files, build, code, named, echoes_id):
     rid = 1000 + len(server.seen)  # unique per case: an answer meant for another case shows

@@ -83,6 +83,18 @@ def test_cancel_mid_job_writes_nothing(server, long_voice, tmp_path):
     assert server.event()["event"] == "ready"
 
 
+def test_cancel_mid_cast_writes_nothing_and_the_server_keeps_serving(server, long_voice, voice_pair, tmp_path):
+    members = [{"name": n, "voice": str(v), "out": str(tmp_path / f"{n}.npz")}
+               for n, v in (("A", long_voice), ("B", voice_pair[0]), ("C", long_voice))]
+    server.send({"op": "cast", "id": "cast", "members": members, "fps": 30})
+    wait_for_network(server, "cast")
+    server.send({"op": "cancel", "id": "cast"})
+    final, _ = server.until("error", "cast")
+    assert final["code"] == "cancelled"
+    assert results(tmp_path) == []
+    server.hello()
+
+
 def test_cancel_reaches_queued_and_running_jobs_only(server, long_voice, voice_pair, tmp_path):
     server.send({"op": "predict", "id": "long", "self": str(long_voice), "out": str(tmp_path / "long.npz")})
     server.send({"op": "predict", "id": "short", "self": str(voice_pair[0]), "out": str(tmp_path / "short.npz")})
