@@ -5,6 +5,8 @@ Each conversation gives two characters (A with B as partner, and B with A). A wi
   self_mel (4T, 80), partner_mel (4T, 80)  log-mel of each microphone (model_runtime.features)
   partner_motion (T, 55), motion_known (T, 1)  the partner's targets, sometimes unknown
   target (T, 55), speaking (T,), partner_speaking (T,), valid (T,) (0 on padding)
+  phones (T,) int64: the own voice's phone at each frame (index in voices.ARPABET; -100 on padding),
+    for the optional phone-classification loss (TrainConfig.phone_weight)
 Training windows drop the partner's motion (whole window or a span) and sometimes the partner's
 audio, so one model also serves "partner face unknown" and "no partner track".
 """
@@ -18,6 +20,20 @@ from model_runtime.features import LogMel, MelConfig
 from model_runtime.timebase import samples_per_frame
 
 from .conversation import ConversationConfig, generate
+from .voices import ARPABET
+
+PHONE_INDEX = {p: i for i, p in enumerate(ARPABET)}
+SILENCE = PHONE_INDEX["SIL"]
+IGNORE = -100  # torch's cross-entropy ignore_index: padding frames carry no phone
+
+
+def phone_labels(phones, n_frames, fps):
+    """(n_frames,) int64: the phone covering each frame's time (frame i at i / fps), SIL elsewhere."""
+    out = np.full(n_frames, SILENCE, np.int64)
+    for s, e, p in phones:
+        a, b = int(np.ceil(s * fps)), int(np.ceil(e * fps))
+        out[max(a, 0):min(b, n_frames)] = PHONE_INDEX.get(p, SILENCE)
+    return out
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,7 @@ class ConversationWindows(torch.utils.data.Dataset):
         self.spf = samples_per_frame(conv_cfg.animator.fps)
         self.epoch = 0
         self._recent = {}  # a few loaded conversations: windows of one conversation come in runs
+        self._phones = {}
         self._index = None if train else self._eval_index()
 
     def set_epoch(self, epoch):
@@ -73,8 +90,10 @@ class ConversationWindows(torch.utils.data.Dataset):
     def _conv(self, i):
         if i not in self._recent:
             if len(self._recent) >= 4:
-                self._recent.pop(next(iter(self._recent)))
-            self._recent[i] = generate(self.split, i, self.seed, self.conv_cfg)
+                old = next(iter(self._recent))
+                del self._recent[old], self._phones[old]
+            self._recent[i] = c = generate(self.split, i, self.seed, self.conv_cfg)
+            self._phones[i] = [phone_labels(c.meta[k], c.n_frames, c.fps) for k in ("phones_a", "phones_b")]
         return self._recent[i]
 
     def _eval_index(self):
@@ -124,6 +143,8 @@ class ConversationWindows(torch.utils.data.Dataset):
                 known[a: a + int(rng.integers(T // 8, T // 2))] = 0
             if rng.random() < cfg.drop_partner_audio_prob:
                 partner_audio = np.zeros_like(partner)
+        phones = np.full(T, IGNORE, np.int64)
+        phones[:n] = self._phones[i][role][sl]
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
         return {
             "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf)),
@@ -134,4 +155,5 @@ class ConversationWindows(torch.utils.data.Dataset):
             "speaking": torch.from_numpy(pad(spk[:, None].astype(np.float32))[:, 0]),
             "partner_speaking": torch.from_numpy(pad(pspk[:, None].astype(np.float32))[:, 0]),
             "valid": torch.from_numpy(valid),
+            "phones": torch.from_numpy(phones),
         }

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model_runtime.channels import CHANNELS, index_of
+from model_runtime.channels import CHANNELS, NUM_ARKIT, index_of
 from model_runtime.config import DualTalkConfig
 from model_runtime.model_file import SHIPPED_MODEL, save_checkpoint
 from model_runtime.net import DualTalk
@@ -34,6 +34,9 @@ class TrainConfig:
     seed: int = 0
     train_conversations: int = 400  # = TRAIN_CONVS of `make train-data`
     test_conversations: int = 40  # = TEST_CONVS
+    # Held-out real conversations (both sides LibriSpeech speakers never trained on) for the card's
+    # real-speech fidelity report (training/fidelity.py); 0 skips it.
+    fidelity_conversations: int = 12
     windows_per_conversation: int = 8  # random 8 s windows drawn per conversation per epoch
     batch_size: int = 16
     max_steps: int = 4500  # ~0.8 s a step on 2 CPU cores: about an hour
@@ -51,6 +54,15 @@ class TrainConfig:
     # movements next to speech, and plain MSE lets the model settle for a static listening face.
     listen_weight: float = 3.0
     velocity_weight: float = 1.0
+    # Lip shapes (press, roll, funnel, pucker) move a few tenths where the jaw moves a whole unit, so
+    # squared error lets the network settle for muted lips. channel_boost > 1: each weight channel's
+    # error is scaled by jaw std / its own std (measured on training windows), at most this much.
+    channel_boost: float = 1.0
+    # Phone classification from the own audio features (cross-entropy against the alignments'
+    # phones, a training-only linear probe): makes the audio pathway phonetic, so P/B/M can close the
+    # lips. 0 = off.
+    phone_weight: float = 0.0
+    init_checkpoint: str = ""  # start from these weights (experiments); empty: from scratch
     loader_workers: int = 1
     log_every: int = 50
     # How the training and test conversations are made (voices, lengths, microphones).
@@ -61,7 +73,8 @@ def tiny_preset():
     """A few steps of a small network on two short TTS-only conversations: the whole pipeline
     (data, training, ONNX export, evaluation, card) end to end in about a minute, for tests."""
     conv = ConversationConfig(**SHORT_TTS)
-    tcfg = TrainConfig(train_conversations=2, test_conversations=2, windows_per_conversation=2, batch_size=2,
+    tcfg = TrainConfig(train_conversations=2, test_conversations=2, fidelity_conversations=0,
+                       windows_per_conversation=2, batch_size=2,
                        max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv)
     mcfg = DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1)
     return tcfg, mcfg, ROOT / "out" / "train-tiny"  # a check never replaces the shipped model
@@ -69,6 +82,22 @@ def tiny_preset():
 
 # name -> (TrainConfig, DualTalkConfig, default output folder)
 PRESETS = {"shipped": lambda: (TrainConfig(), DualTalkConfig(), SHIPPED_MODEL.parent), "tiny": tiny_preset}
+
+
+def channel_scale(data, tcfg, n_windows=160):
+    """(55,) error scale: 1 for the head (scaled by head_scale_rad elsewhere) and, with channel_boost,
+    jaw std / channel std for the weights, clipped to [1, channel_boost]."""
+    scale = torch.ones(len(CHANNELS))
+    if tcfg.channel_boost <= 1:
+        return scale
+    rng = np.random.default_rng(tcfg.seed)
+    idx = rng.choice(len(data), size=min(n_windows, len(data)), replace=False)
+    rows = [data[int(k)] for k in idx]
+    t = torch.cat([r["target"][r["valid"] > 0] for r in rows])
+    std = t.std(0).clamp_min(1e-4)
+    jaw = std[index_of(("jawOpen",))[0]]
+    scale[:NUM_ARKIT] = (jaw / std[:NUM_ARKIT]).clamp(1.0, tcfg.channel_boost)
+    return scale
 
 
 def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
@@ -105,9 +134,24 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
                                win_cfg=WindowConfig(frames=mcfg.window_frames), train=True,
                                windows_per_conversation=tcfg.windows_per_conversation)
-    model = DualTalk(mcfg).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    scale = torch.ones(len(CHANNELS), device=device)
+    model = DualTalk(mcfg)
+    if tcfg.init_checkpoint:
+        from model_runtime.model_file import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(tcfg.init_checkpoint)[0].state_dict())
+    model = model.to(device).train()
+    params = list(model.parameters())
+    own_audio = {}
+    phone_head = None
+    if tcfg.phone_weight > 0:
+        from .dataset import IGNORE
+        from .voices import ARPABET
+
+        phone_head = torch.nn.Linear(mcfg.width, len(ARPABET)).to(device)
+        params += list(phone_head.parameters())
+        model.joint_encoder.self_audio.register_forward_hook(lambda m, i, o: own_audio.__setitem__("x", o))
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    scale = channel_scale(data, tcfg).to(device)
     scale[index_of(("headYaw", "headPitch", "headRoll"))] = 1.0 / tcfg.head_scale_rad
     t0, step, epoch, stop_reason = time.time(), 0, 0, "max_steps"
     history = []
@@ -122,6 +166,12 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
                 group["lr"] = lr_at(step, tcfg, tcfg.max_steps)
             pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"])
             loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale, b["speaking"])
+            if phone_head is not None:
+                logits = phone_head(own_audio.pop("x"))  # (B, T, phones)
+                ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(),
+                                                       ignore_index=IGNORE)
+                loss = loss + tcfg.phone_weight * ce
+                parts["phones"] = float(ce.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)

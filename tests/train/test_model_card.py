@@ -37,3 +37,25 @@ def test_card_reports_each_comparison_and_explains_an_unlearned_head(tmp_path, h
     if unlearned:
         assert "SID head 0.077 vs the targets' 1.487 bits" in text
     assert ("follow it more closely than a person would" in text) == met
+
+
+def test_card_carries_the_real_speech_report_with_its_verdicts(tmp_path):
+    onnx = tmp_path / "duet_dualtalk.onnx"
+    onnx.write_bytes(b"\0" * 1000)
+    summary = {"hours": 1.0, "tts_voices": ["flite/rms"], "real_speakers": 3, "test_voices": ["flite/awb"],
+               "conversations": 10}
+    f = {"spread": {"jawOpen": 0.95, "mouthClose": 0.2}, "r": {"jawOpen": 0.8, "mouthClose": 0.7},
+         "closure_rate_net": 0.0, "closure_rate_animator": 1.0, "bilabials": 40, "aperture_net": 0.5,
+         "aperture_animator": 0.1, "head_speak_net": 0.02, "head_speak_animator": 0.06, "head_speak_ratio": 1 / 3,
+         "head_listen_net": 0.03, "head_listen_animator": 0.03, "head_listen_ratio": 1.0}
+    rep = {"conversations": 2, "minutes": 1.5, "voices": ["libri/1"], "as_recorded": f, "network_only": f,
+           "conditions": {"0 dB": {"lipsync": 0.8, "leakage": 0.1}, "-40 dB": {"lipsync": 0.2, "leakage": 0.9}}}
+    card = tmp_path / "MODEL_CARD.md"
+    write_card(card, _table(0.2), summary, {"steps": 5}, TrainConfig(), onnx, fidelity=rep)
+    text = card.read_text()
+    assert "## Real speech: held-out LibriSpeech speakers" in text
+    assert "| spread jawOpen | 0.95 | 0.8-1.25x | met |" in text
+    assert "| spread mouthClose | 0.20 | 0.8-1.25x | NOT met |" in text
+    assert "| r mouthClose | 0.70 | >= 0.6 | met |" in text
+    assert "| head spread listening (net / animator) | 1.00 | 0.8-1.25x | met |" in text
+    assert "| -40 dB | 0.200 | 0.900 | NOT met |" in text

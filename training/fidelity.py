@@ -1,0 +1,354 @@
+"""Real-speech fidelity: the shipped network against the animator on held-out real speech.
+
+The synthetic test set says how well the network imitates the procedural animator on the voices
+it was built from; users feed it real recordings. Here both sides of every conversation are
+held-out LibriSpeech speakers (never used in training), the reference is the animator run on
+their pocketsphinx alignment (exactly what the network was trained to imitate), and the network
+is run as an artist runs it: conversation mode (A alone, B given A, A given B), liveliness on.
+
+    python -m training.fidelity [--model assets/duet_dualtalk.onnx] [--conversations 12] [--json F]
+
+Reported, each against its target (met / not met):
+  - spread ratio per channel (network std / animator std over the speaking frames), mouth and brows;
+  - per mouth channel, Pearson r with the animator while speaking;
+  - bilabial closure: share of P/B/M phones where mouthClose + mean(mouthPress) peaks above
+    CLOSURE_THRESHOLD, network vs animator; and the lip aperture (jawOpen - mouthClose) at
+    bilabials as a share of the aperture on open vowels;
+  - head spread (square root of the summed per-axis variance of yaw, pitch, roll) speaking and
+    listening, network / animator;
+  - recording conditions: lip sync r(jawOpen) and leakage at -40..0 dB peak level, telephone band,
+    a 64 kbit/s MP3 round trip, room reverb, DC offset with mains hum, against 0 dB.
+"""
+
+import argparse
+import io
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
+
+from model_runtime.audio import Track
+from model_runtime.channels import index_of
+from model_runtime.motion_io import Motion
+from model_runtime.paths import ASSETS
+from model_runtime.timebase import SAMPLE_RATE
+
+from .conversation import ConversationConfig, generate
+from .metrics import JAW, leakage, lipsync, pearson
+
+FPS = 25.0
+# Both speakers real: the held-out ("test") share of LibriSpeech speakers, with the same
+# microphones, bleed, noise and gains as the training conversations.
+REAL_ONLY = ConversationConfig(real_prob=1.0)
+
+MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight",
+         "mouthRollLower", "mouthRollUpper", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+         "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "mouthShrugUpper")
+CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
+EXPRESSION = ("browInnerUp", "browOuterUpLeft", "mouthSmileLeft")
+HEAD = ("headYaw", "headPitch", "headRoll")
+BILABIALS = ("P", "B", "M")
+OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
+# mouthClose + mean(mouthPressLeft, mouthPressRight) above this = the lips met. The animator's P/B/M
+# pose presses at 0.45 and seals with mouthClose; a mouth merely passing near closure stays below.
+CLOSURE_THRESHOLD = 0.2
+MIN_SPREAD = 0.01  # channels the animator barely moves (std below this) are not scored
+SPREAD_TARGET = (0.8, 1.25)
+CLOSURE_R_TARGET = 0.6
+CLOSURE_RATE_TOLERANCE = 0.10  # relative
+CONDITION_TOLERANCE = 0.05  # relative to the 0 dB result
+
+
+@dataclass
+class Role:
+    """One character of one conversation: its audio, the partner's, and the animator's take."""
+
+    own: np.ndarray
+    partner: np.ndarray
+    targets: np.ndarray
+    speaking: np.ndarray
+    partner_speaking: np.ndarray
+    phones: list
+
+
+def roles_of(conv):
+    m = conv.meta
+    return [Role(conv.audio_a, conv.audio_b, conv.targets_a, conv.speaking_a, conv.speaking_b, m["phones_a"]),
+            Role(conv.audio_b, conv.audio_a, conv.targets_b, conv.speaking_b, conv.speaking_a, m["phones_b"])]
+
+
+def _fit(w, n):
+    return w[:n] if len(w) >= n else np.concatenate([w, np.repeat(w[-1:], n - len(w), 0)])
+
+
+def conversation_mode(predictor, a, b, n, seed=0, liveliness=True):
+    """What the add-on's conversation mode runs: A alone, B given A's draft, A given B."""
+    def run(own, partner, face, s):
+        motion = None if face is None else Motion(face, FPS)
+        res = predictor.predict(Track(own.copy(), "own"), Track(partner.copy(), "partner"), motion, FPS,
+                                liveliness=liveliness, seed=s)
+        return _fit(res.weights, n)
+
+    draft = run(a, b, None, seed)
+    wb = run(b, a, draft, seed + 1)
+    wa = run(a, b, wb, seed)
+    return wa, wb
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures (pure functions of curves; tested in tests/train/test_fidelity.py)
+
+def head_spread(curves, mask):
+    """sqrt of the summed per-axis variance of yaw, pitch, roll over the frames in mask (radians)."""
+    m = np.asarray(mask, bool)
+    if m.sum() < 3:
+        return float("nan")
+    h = np.asarray(curves, np.float64)[m][:, index_of(HEAD)]
+    return float(np.sqrt(h.var(0).sum()))
+
+
+def _span_frames(s, e, n, pad_before=0.02, pad_after=0.04):
+    a = max(0, int(np.floor((s - pad_before) * FPS)))
+    b = min(n, int(np.ceil((e + pad_after) * FPS)) + 1)
+    return a, max(a + 1, b)
+
+
+def closure_score(curves):
+    c = np.asarray(curves, np.float64)
+    close, pl, pr = (c[:, i] for i in index_of(("mouthClose", "mouthPressLeft", "mouthPressRight")))
+    return close + (pl + pr) / 2
+
+
+def closure_rate(curves, phones, threshold=CLOSURE_THRESHOLD):
+    """Share of bilabial phones (P, B, M) where closure_score peaks above threshold."""
+    score, hits, total = closure_score(curves), 0, 0
+    for s, e, p in phones:
+        if p in BILABIALS:
+            a, b = _span_frames(s, e, len(score))
+            total += 1
+            hits += bool(score[a:b].max() > threshold)
+    return hits, total
+
+
+def aperture_ratio(curves, phones):
+    """Mean lip aperture (jawOpen - mouthClose) at its smallest within bilabials, over the mean at its
+    largest within open vowels: about 0 when the lips seal on P/B/M, 1 when they do not."""
+    c = np.asarray(curves, np.float64)
+    ap = c[:, JAW] - c[:, index_of(("mouthClose",))[0]]
+    bil, vow = [], []
+    for s, e, p in phones:
+        a, b = _span_frames(s, e, len(ap), 0.0, 0.0)
+        if p in BILABIALS:
+            bil.append(ap[a:b].min())
+        elif p in OPEN_VOWELS:
+            vow.append(ap[a:b].max())
+    return float(np.mean(bil) / max(np.mean(vow), 1e-6)) if bil and vow else float("nan")
+
+
+def fidelity(preds, roles):
+    """Every real-speech measure of one set of predictions (one per role) against the animator."""
+    sp = np.concatenate([r.speaking for r in roles])
+    net = np.concatenate(preds)[sp]
+    ref = np.concatenate([r.targets for r in roles])[sp]
+    out = {"spread": {}, "r": {}}
+    for name in MOUTH + EXPRESSION:
+        i = index_of((name,))[0]
+        ref_std = ref[:, i].std()
+        if ref_std >= MIN_SPREAD:
+            out["spread"][name] = float(net[:, i].std() / ref_std)
+            if name in MOUTH:
+                out["r"][name] = pearson(net[:, i], ref[:, i])
+    hits = np.array([[*closure_rate(p, r.phones), *closure_rate(r.targets, r.phones)] for p, r in zip(preds, roles)])
+    out["closure_rate_net"] = float(hits[:, 0].sum() / max(hits[:, 1].sum(), 1))
+    out["closure_rate_animator"] = float(hits[:, 2].sum() / max(hits[:, 3].sum(), 1))
+    out["bilabials"] = int(hits[:, 1].sum())
+    out["aperture_net"] = float(np.nanmean([aperture_ratio(p, r.phones) for p, r in zip(preds, roles)]))
+    out["aperture_animator"] = float(np.nanmean([aperture_ratio(r.targets, r.phones) for r in roles]))
+    for state in ("speak", "listen"):
+        masks = [r.speaking if state == "speak" else r.partner_speaking & ~r.speaking for r in roles]
+        n = np.nanmean([head_spread(p, m) for p, m in zip(preds, masks)])
+        a = np.nanmean([head_spread(r.targets, m) for r, m in zip(roles, masks)])
+        out[f"head_{state}_net"], out[f"head_{state}_animator"] = float(n), float(a)
+        out[f"head_{state}_ratio"] = float(n / a) if a > 0 else float("nan")
+    out["lipsync"] = float(np.nanmean([lipsync(p, r.targets, r.speaking) for p, r in zip(preds, roles)]))
+    out["leakage"] = float(np.nanmean([leakage(p, r.speaking, r.partner_speaking) for p, r in zip(preds, roles)]))
+    return out
+
+
+def targets_check(f):
+    """[(label, value, target text, met)] for the card and the command line."""
+    lo, hi = SPREAD_TARGET
+    rows = []
+    for name, v in f["spread"].items():
+        if name in MOUTH:
+            rows.append((f"spread {name}", v, f"{lo}-{hi}x", lo <= v <= hi))
+    for name in CLOSURE:
+        if name in f["r"]:
+            rows.append((f"r {name}", f["r"][name], f">= {CLOSURE_R_TARGET}", f["r"][name] >= CLOSURE_R_TARGET))
+    a = f["closure_rate_animator"]
+    rel = f["closure_rate_net"] / a if a > 0 else float("nan")
+    rows.append(("bilabial closure rate (net / animator)", rel, f"within {CLOSURE_RATE_TOLERANCE:.0%}",
+                 abs(rel - 1) <= CLOSURE_RATE_TOLERANCE))
+    for state in ("speak", "listen"):
+        v = f[f"head_{state}_ratio"]
+        rows.append((f"head spread {state}ing (net / animator)", v, f"{lo}-{hi}x", lo <= v <= hi))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording conditions: each transforms one 16 kHz track (float32) as a microphone, a codec or a
+# room would. Levels are peak levels: production dialogue is recorded from about -40 to -6 dBFS.
+
+def at_peak(x, db):
+    peak = np.abs(x).max()
+    return (x * (10 ** (db / 20) / peak)).astype(np.float32) if peak > 0 else x
+
+
+def telephone(x):
+    """8 kHz narrowband: 300-3400 Hz, down to 8 kHz and back (what a phone line or a cheap headset keeps)."""
+    sos = butter(4, [300, 3400], "bandpass", fs=SAMPLE_RATE, output="sos")
+    y = resample_poly(resample_poly(sosfilt(sos, x), 1, 2), 2, 1)
+    return y[:len(x)].astype(np.float32)
+
+
+def mp3(x, kbps=64):
+    """A 64 kbit/s MP3 round trip (libsndfile's LAME encoder through soundfile)."""
+    buf = io.BytesIO()
+    # libsndfile maps compression_level 0..1 onto the MP3 bit rate range; constant bit rate.
+    level = float(np.clip(1 - (kbps - 32) / (320 - 32), 0, 1))
+    sf.write(buf, x, SAMPLE_RATE, format="MP3", compression_level=level, bitrate_mode="CONSTANT")
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32")
+    # libsndfile's decoder keeps the encoder's start-up delay (1105 samples with LAME); players and
+    # ffmpeg remove it (gapless playback), so it is removed here too, found by cross-correlation.
+    y = y[_codec_delay(x, y):][:len(x)]
+    return np.pad(y, (0, len(x) - len(y))) if len(y) < len(x) else y
+
+
+def _codec_delay(x, y, max_lag=4096, span=SAMPLE_RATE * 5):
+    a, b = x[:span], y[:span + max_lag]
+    if len(a) == 0 or len(b) < len(a):
+        return 0
+    r = fftconvolve(b, a[::-1], mode="valid")  # r[k] = sum b[k + i] a[i]
+    return int(np.argmax(r[:max_lag + 1]))
+
+
+def reverb(x, rt60=0.6, seed=0):
+    """A room: exponentially decaying noise tail (RT60 0.6 s, a living room) under the direct sound."""
+    rng = np.random.default_rng(seed)
+    n = int(rt60 * SAMPLE_RATE)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)  # -60 dB at rt60
+    tail[: int(0.003 * SAMPLE_RATE)] = 0  # the first reflections come a few ms after the direct sound
+    ir = np.concatenate([[1.0], 0.5 * tail / np.sqrt((tail ** 2).sum())])
+    y = fftconvolve(x, ir)[:len(x)]
+    return (y * np.abs(x).max() / max(np.abs(y).max(), 1e-9)).astype(np.float32)
+
+
+def dc_hum(x, dc=0.05, hum_db=-30.0, mains=50.0):
+    """A DC offset and mains hum (fundamental + 2 harmonics) at hum_db below the track's peak."""
+    t = np.arange(len(x)) / SAMPLE_RATE
+    hum = sum(np.sin(2 * np.pi * mains * h * t) / h for h in (1, 2, 3))
+    return (x + dc + np.abs(x).max() * 10 ** (hum_db / 20) * hum / 1.83).astype(np.float32)
+
+
+CONDITIONS = {
+    "0 dB": lambda x: at_peak(x, 0),
+    "-10 dB": lambda x: at_peak(x, -10),
+    "-20 dB": lambda x: at_peak(x, -20),
+    "-30 dB": lambda x: at_peak(x, -30),
+    "-40 dB": lambda x: at_peak(x, -40),
+    "telephone 8 kHz": lambda x: at_peak(telephone(x), -6),
+    "MP3 64 kbit/s": lambda x: mp3(at_peak(x, -6)),
+    "reverb RT60 0.6 s": lambda x: at_peak(reverb(x), -6),
+    "DC + hum": lambda x: dc_hum(at_peak(x, -6)),
+}
+
+
+def condition_rows(cond):
+    """[(condition, lip sync r, leakage, met)]: met when both are within CONDITION_TOLERANCE of 0 dB."""
+    base = cond["0 dB"]
+    rows = []
+    for name, m in cond.items():
+        ok = (abs(m["lipsync"] / base["lipsync"] - 1) <= CONDITION_TOLERANCE
+              and abs(m["leakage"] - base["leakage"]) <= CONDITION_TOLERANCE * max(base["leakage"], 0.1))
+        rows.append((name, m["lipsync"], m["leakage"], ok))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+
+def evaluate(onnx_path, conversations=12, seed=0, conditions=True, log=print):
+    from model_runtime.backends import OnnxBackend
+    from model_runtime.inference import Predictor
+
+    t0 = time.time()
+    predictor = Predictor(OnnxBackend(str(onnx_path), "cpu"))
+    convs = [generate("test", i, seed, REAL_ONLY) for i in range(conversations)]
+    real = sum(all(c.meta["real"]) for c in convs)
+    log(f"{len(convs)} held-out real conversations ({real} with both sides real, "
+        f"{sum(c.meta['duration_s'] for c in convs) / 60:.1f} min) in {time.time() - t0:.0f} s")
+    roles = [r for c in convs for r in roles_of(c)]
+
+    def run(transform=None, liveliness=True):
+        preds = []
+        for c in convs:
+            a, b = (c.audio_a, c.audio_b) if transform is None else (transform(c.audio_a), transform(c.audio_b))
+            preds += conversation_mode(predictor, a, b, c.n_frames, seed, liveliness)
+        return preds
+
+    report = {"conversations": len(convs), "minutes": sum(c.meta["duration_s"] for c in convs) / 60,
+              "voices": sorted({v for c in convs for v in c.meta["voices"]})}
+    report["as_recorded"] = fidelity(run(), roles)
+    report["network_only"] = fidelity(run(liveliness=False), roles)
+    if conditions:
+        report["conditions"] = {name: {k: v for k, v in fidelity(run(f), roles).items()
+                                       if k in ("lipsync", "leakage")} for name, f in CONDITIONS.items()}
+    report["seconds"] = round(time.time() - t0, 1)
+    return report
+
+
+def format_report(rep):
+    f = rep["as_recorded"]
+    lines = [f"Real speech: {rep['conversations']} held-out conversations, {rep['minutes']:.1f} min, "
+             f"speakers {', '.join(rep['voices'])}", "",
+             "| channel | spread (net / animator) | r with animator |", "|---|---|---|"]
+    for name, v in f["spread"].items():
+        r = f["r"].get(name)
+        lines.append(f"| {name} | {v:.2f} | {'' if r is None else f'{r:.2f}'} |")
+    lines += ["", f"bilabial closure rate: network {f['closure_rate_net']:.2f}, animator "
+              f"{f['closure_rate_animator']:.2f} ({f['bilabials']} P/B/M phones, threshold {CLOSURE_THRESHOLD})",
+              f"lip aperture at P/B/M over open vowels: network {f['aperture_net']:.2f}, animator "
+              f"{f['aperture_animator']:.2f}",
+              f"head spread speaking: network {f['head_speak_net']:.3f} rad, animator {f['head_speak_animator']:.3f}"
+              f" (network alone {rep['network_only']['head_speak_net']:.3f})",
+              f"head spread listening: network {f['head_listen_net']:.3f} rad, animator "
+              f"{f['head_listen_animator']:.3f} (network alone {rep['network_only']['head_listen_net']:.3f})",
+              "", "| target | value | wanted | |", "|---|---|---|---|"]
+    for label, v, want, ok in targets_check(f):
+        lines.append(f"| {label} | {v:.2f} | {want} | {'met' if ok else 'NOT met'} |")
+    if "conditions" in rep:
+        lines += ["", "| recording | lip sync r | leakage | within 5 % of 0 dB |", "|---|---|---|---|"]
+        for name, r, lk, ok in condition_rows(rep["conditions"]):
+            lines.append(f"| {name} | {r:.3f} | {lk:.3f} | {'met' if ok else 'NOT met'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(ASSETS / "duet_dualtalk.onnx"))
+    ap.add_argument("--conversations", type=int, default=12)
+    ap.add_argument("--no-conditions", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the numbers here")
+    args = ap.parse_args(argv)
+    rep = evaluate(args.model, args.conversations, conditions=not args.no_conditions)
+    print(format_report(rep))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rep, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
