@@ -73,10 +73,19 @@ test-compat: setup
 
 # make animate BLEND=in.blend OBJECT=Face SELF=a.wav PARTNER=b.wav OUT=out.blend \
 #              [PARTNER_MOTION=m.csv] [EXPORT=out.glb|out.fbx] [MODEL=m.onnx] [DEVICE=auto|gpu|cpu]
+# A cast instead of OBJECT/SELF/PARTNER (the .blend's Cast list is replaced, then Generate cast):
+# make animate BLEND=in.blend CAST="Alex=a.wav Sam=b.wav Kim=c.wav" OUT=out.blend [EXPORT=..]
+#   one row per OBJECT=VOICE, in that order, the head turning on the object itself, facing -Y
+#   (no spaces in names or paths); CAST_FILE=cast.json instead for per-row head, facing and mute,
+#   seed and attention (format: python scripts/animate.py --help). EXPORT then writes every
+#   character and head object; glTF as one clip of the scene's frame range.
 animate: setup
-	@test -n "$(BLEND)" -a -n "$(OBJECT)" -a -n "$(SELF)" -a -n "$(OUT)" || \
-	  { echo "usage: make animate BLEND=in.blend OBJECT=Face SELF=a.wav [PARTNER=b.wav] OUT=out.blend [PARTNER_MOTION=m.csv] [EXPORT=out.glb]"; exit 2; }
-	$(PY) scripts/animate.py --blend "$(BLEND)" --object "$(OBJECT)" --self "$(SELF)" --out "$(OUT)" \
+	@[ -n "$(BLEND)" ] && [ -n "$(OUT)" ] && { [ -n "$(CAST)$(CAST_FILE)" ] || { [ -n "$(OBJECT)" ] && [ -n "$(SELF)" ]; }; } || \
+	  { echo "usage: make animate BLEND=in.blend OBJECT=Face SELF=a.wav [PARTNER=b.wav] OUT=out.blend [PARTNER_MOTION=m.csv] [EXPORT=out.glb]"; \
+	    echo "       make animate BLEND=in.blend CAST=\"Alex=a.wav Sam=b.wav\" | CAST_FILE=cast.json OUT=out.blend [EXPORT=out.glb]"; exit 2; }
+	$(PY) scripts/animate.py --blend "$(BLEND)" --out "$(OUT)" \
+	  $(if $(CAST),--cast $(foreach p,$(CAST),"$(p)")) $(if $(CAST_FILE),--cast-file "$(CAST_FILE)") \
+	  $(if $(OBJECT),--object "$(OBJECT)") $(if $(SELF),--self "$(SELF)") \
 	  $(if $(PARTNER),--partner "$(PARTNER)") $(if $(PARTNER_MOTION),--partner-motion "$(PARTNER_MOTION)") \
 	  $(if $(EXPORT),--export "$(EXPORT)") $(if $(MODEL),--model "$(MODEL)") $(if $(DEVICE),--device "$(DEVICE)")
 

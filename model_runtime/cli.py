@@ -173,19 +173,26 @@ def predict_request(args):
 
 
 def cmd_predict(args):
-    from .predict import check_output, load_predictor, model_lines, run_predict
+    from .predict import check_output, load_predictor, run_predict
 
     request = predict_request(args)  # before the model loads: a typo costs no seconds,
     check_output(request.out)  # nor does an output that could not be written
     predictor = load_predictor(args.model, args.backend, args.device, announce=False)
     done = run_predict(predictor, request)
-    for line in model_lines(predictor.backend):  # after the run: a refusal stays one line
-        print(line, file=sys.stderr)
-    for note in done["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+    _model_lines_and_notes(predictor, done)
     print(f"wrote {done['out']}: {done['frames']} frames at {done['fps']:g} fps "
           f"({done['duration']:.2f} s of audio) in {done['seconds']:.2f} s", file=sys.stderr)
     return EXIT_OK
+
+
+def _model_lines_and_notes(predictor, done):
+    """After a successful run (so a refusal stays one line): the model's notes and warning, the run's notes."""
+    from .predict import model_lines
+
+    for line in model_lines(predictor.backend):
+        print(line, file=sys.stderr)
+    for note in done["notes"]:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cast_request(args):
@@ -217,7 +224,7 @@ def cast_request(args):
 
 def cmd_cast(args):
     from .cast import read_positions, run_cast
-    from .predict import check_output, load_predictor, model_lines
+    from .predict import check_output, load_predictor
 
     request = cast_request(args)  # before the model loads, as predict
     for m in request.members:
@@ -226,10 +233,7 @@ def cmd_cast(args):
         read_positions(request.positions, [m.name for m in request.members])
     predictor = load_predictor(args.model, args.backend, args.device, announce=False)
     done = run_cast(predictor, request)
-    for line in model_lines(predictor.backend):
-        print(line, file=sys.stderr)
-    for note in done["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+    _model_lines_and_notes(predictor, done)
     print(f"wrote {len(done['outs'])} files in {args.out}: {done['frames']} frames each at {done['fps']:g} fps "
           f"({done['duration']:.2f} s of audio) in {done['seconds']:.2f} s", file=sys.stderr)
     return EXIT_OK
