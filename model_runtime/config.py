@@ -31,6 +31,9 @@ class DualTalkConfig:
     mel_frames_per_frame: int = 4  # 100 mel frames/s over 25 fps
     mel_mean: float = -6.0  # fixed normalisation of log-mel: keeps loudness (silence != speech)
     mel_std: float = 4.0
+    # Each track's log-mel shifted so its own speech sits at one reference level (features.level_offset):
+    # the network then reads the voice, not how loud it was recorded. Off in models trained without it.
+    level_norm: bool = False
 
     width: int = 128  # per stream (paper: 256); 2*width after concatenation
     heads: int = 4

@@ -22,6 +22,14 @@ class MelConfig:
     fmin: float = 40.0
     fmax: float = 7600.0
     floor: float = 1e-5  # log floor: silence maps to log(1e-5), not -inf
+    # Per-track level normalisation (DualTalkConfig.level_norm): each track's speech is brought to
+    # reference_db before the log floor, so a take recorded at -40 dBFS reads like one at -6.
+    reference_db: float = -28.0  # speech level after it (dBFS, 95th percentile of 10 ms frames): the
+    # training conversations' median, so a normalised track reads like a typical one of them
+    active_floor_db: float = -75.0  # 10 ms frames under this are silence at any recording level
+    speech_range_db: float = 40.0  # frames this far under the loudest still count as the voice
+    min_active_s: float = 1.0  # less speech than this above the floor: a silent track, left as it is
+    max_gain_db: float = 50.0
 
     @property
     def frames_per_second(self):
@@ -34,6 +42,38 @@ def _hz_to_mel(f):
 
 def _mel_to_hz(m):
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def speech_level_db(samples, n_samples, cfg: MelConfig = MelConfig(), chunk=1 << 20):
+    """The track's speech level in dBFS over the whole track (one pass, a chunk at a time): the 95th
+    percentile of its 10 ms frame levels within cfg.speech_range_db of its loudest (99.5th percentile)
+    frames, so the same take at any recording level gives the same level minus the gain. None for a
+    silent track: under cfg.active_floor_db, or less than cfg.min_active_s of sound."""
+    hop = cfg.hop_length
+    levels = []
+    for a in range(0, n_samples - hop + 1, chunk):
+        seg = np.asarray(samples[a:min(n_samples, a + chunk)], np.float64)
+        seg = seg[:len(seg) // hop * hop].reshape(-1, hop)
+        seg = seg - seg.mean(1, keepdims=True)  # a DC offset (or a step of it) is not speech
+        levels.append(10 * np.log10((seg ** 2).mean(1) + 1e-20))
+    db = np.concatenate(levels) if levels else np.zeros(0)
+    if len(db) == 0:
+        return None
+    top = np.percentile(db, 99.5)
+    active = db[db > max(top - cfg.speech_range_db, cfg.active_floor_db)]
+    if len(active) * hop < cfg.min_active_s * SAMPLE_RATE:
+        return None
+    return float(np.percentile(active, 95))
+
+
+def level_offset(samples, n_samples, cfg: MelConfig = MelConfig()):
+    """What to add to the track's log-mel (natural-log power) to bring its speech to cfg.reference_db;
+    0 for a silent track (silence is never raised to speech level)."""
+    level = speech_level_db(samples, n_samples, cfg)
+    if level is None:
+        return 0.0
+    gain_db = min(cfg.reference_db - level, cfg.max_gain_db)
+    return float(gain_db / 10.0 * np.log(10.0))
 
 
 def mel_filterbank(cfg: MelConfig):
@@ -64,16 +104,16 @@ class LogMel:
     def n_frames(self, n_samples):
         return -(-n_samples // self.cfg.hop_length)
 
-    def __call__(self, samples):
+    def __call__(self, samples, offset=0.0):
         samples = np.asarray(samples, np.float32)
         out = np.empty((self.n_frames(len(samples)), self.cfg.n_mels), dtype=np.float32)
         # Chunked so a long track is never copied whole: memory stays bounded for hour-long conversations.
         for s in range(0, len(out), self._CHUNK):
             e = min(len(out), s + self._CHUNK)
-            out[s:e] = self.chunk(samples, s, e, len(samples))
+            out[s:e] = self.chunk(samples, s, e, len(samples), offset)
         return out
 
-    def chunk(self, samples, s, e, n_samples):
+    def chunk(self, samples, s, e, n_samples, offset=0.0):
         """Frames [s, e) of self(samples[:n_samples]), reading only the samples they need. `samples` may
         be anything that slices into an array (audio.Samples). On __call__'s chunk grid it gives the same
         bits as __call__."""
@@ -86,11 +126,15 @@ class LogMel:
         frames = np.lib.stride_tricks.sliding_window_view(seg, cfg.win_length)[::cfg.hop_length]
         spec = scipy.fft.rfft(frames[:e - s] * self.window, n=cfg.n_fft, axis=1, workers=-1)
         power = spec.real ** 2 + spec.imag ** 2  # complex64 in -> float32 out
-        return np.log(np.maximum(power @ self.fb, cfg.floor))
+        if not offset:
+            return np.log(np.maximum(power @ self.fb, cfg.floor))
+        # Normalised: the offset first, then the floor, so quiet speech is raised, not clipped to it.
+        return np.maximum(np.log(np.maximum(power @ self.fb, 1e-30)) + np.float32(offset),
+                          np.float32(np.log(cfg.floor)))
 
-    def rows(self, samples, n_samples, n_rows):
-        """LogMelRows: self(samples[:n_samples]) padded with silence to n_rows, made as it is sliced."""
-        return LogMelRows(self, samples, n_samples, n_rows)
+    def rows(self, samples, n_samples, n_rows, offset=0.0):
+        """LogMelRows: self(samples[:n_samples], offset) padded with silence to n_rows, made as it is sliced."""
+        return LogMelRows(self, samples, n_samples, n_rows, offset)
 
 
 class LogMelRows(LazyRows):
@@ -101,8 +145,8 @@ class LogMelRows(LazyRows):
 
     _CACHED = 4  # chunks kept: a batch of windows spans at most three, and the last window steps back
 
-    def __init__(self, logmel: LogMel, samples, n_samples, n_rows):
-        self.logmel, self.samples = logmel, samples
+    def __init__(self, logmel: LogMel, samples, n_samples, n_rows, offset=0.0):
+        self.logmel, self.samples, self.offset = logmel, samples, offset
         self.n_samples = min(int(n_samples), len(samples))
         self.n_audio_rows = logmel.n_frames(self.n_samples)
         self.n_rows = int(n_rows)
@@ -131,5 +175,5 @@ class LogMelRows(LazyRows):
                 self._cache.pop(next(iter(self._cache)))
             size = self.logmel._CHUNK
             e = min(self.n_audio_rows, (c + 1) * size)
-            self._cache[c] = self.logmel.chunk(self.samples, c * size, e, self.n_samples)
+            self._cache[c] = self.logmel.chunk(self.samples, c * size, e, self.n_samples, self.offset)
         return self._cache[c]

@@ -15,7 +15,7 @@ import numpy as np
 from .audio import Track, pad_to_same_length, read_span, silent_track
 from .channels import NUM_ARKIT
 from .errors import Cancelled
-from .features import LogMel, MelConfig
+from .features import LogMel, MelConfig, level_offset
 from .liveliness import add_liveliness, voice_activity
 from .motion_io import Motion
 from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED
@@ -67,7 +67,9 @@ class Predictor:
             return RowsOf(need, lambda a, b: read_span(samples, a, b)), cfg.samples_per_frame
         r = cfg.mel_frames_per_frame
         # Audio that ends inside the last frame is padded with silence.
-        return self.mel.rows(samples, n_frames * r * self.mel.cfg.hop_length, n_frames * r), r
+        n = n_frames * r * self.mel.cfg.hop_length
+        offset = level_offset(samples, min(n, len(samples)), self.mel.cfg) if cfg.level_norm else 0.0
+        return self.mel.rows(samples, n, n_frames * r, offset), r
 
     def _frame_inputs(self, samples, n_frames):
         """_frame_rows as one array."""

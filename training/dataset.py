@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from model_runtime.features import LogMel, MelConfig
+from model_runtime.features import LogMel, MelConfig, level_offset
 from model_runtime.timebase import samples_per_frame
 
 from .conversation import ConversationConfig, generate
@@ -44,10 +44,14 @@ class WindowConfig:
     drop_motion_span_prob: float = 0.2  # a span of it unknown (a face that drops out mid-shot)
     drop_partner_audio_prob: float = 0.1  # no partner track: silence
     eval_hop_frames: int = 200
+    level_norm: bool = False  # DualTalkConfig.level_norm: each track's log-mel at one speech level
+    # Training windows: each track recorded this many dB quieter (uniform), as 16-bit audio: with
+    # level_norm the gain cancels, the quantisation and noise floor of a quiet take do not.
+    gain_db: tuple = (0.0, 0.0)
     mel: MelConfig = field(default_factory=MelConfig)
 
 
-def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame):
+def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0, gain_db=0.0):
     """Log-mel frames of one window, identical to slicing the whole track's log-mel.
 
     Computed from the window's samples plus two hops of left context (LogMel centres frame k
@@ -58,8 +62,11 @@ def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame):
     a = f0 * samples_per_frame - ctx * hop
     b = (f0 + frames) * samples_per_frame + logmel.cfg.win_length
     chunk = audio[a:b]
+    if gain_db:  # a quieter 16-bit recording of the same take
+        g = 10 ** (gain_db / 20)
+        chunk = (np.round(np.clip(chunk * g, -1, 1) * 32767) / 32767 / g).astype(np.float32)
     want = frames * per
-    mel = logmel(chunk)[ctx: ctx + want]
+    mel = logmel(chunk, offset)[ctx: ctx + want]
     if len(mel) < want:  # past the end of the track: silence, as the runtime pads it
         pad = np.full((want - len(mel), mel.shape[1]), np.log(logmel.cfg.floor), np.float32)
         mel = np.concatenate([mel, pad])
@@ -82,6 +89,7 @@ class ConversationWindows(torch.utils.data.Dataset):
         self.epoch = 0
         self._recent = {}  # a few loaded conversations: windows of one conversation come in runs
         self._phones = {}
+        self._offsets = {}  # per track: features.level_offset (0 without level_norm)
         self._index = None if train else self._eval_index()
 
     def set_epoch(self, epoch):
@@ -91,9 +99,11 @@ class ConversationWindows(torch.utils.data.Dataset):
         if i not in self._recent:
             if len(self._recent) >= 4:
                 old = next(iter(self._recent))
-                del self._recent[old], self._phones[old]
+                del self._recent[old], self._phones[old], self._offsets[old]
             self._recent[i] = c = generate(self.split, i, self.seed, self.conv_cfg)
             self._phones[i] = [phone_labels(c.meta[k], c.n_frames, c.fps) for k in ("phones_a", "phones_b")]
+            self._offsets[i] = [level_offset(x, len(x), self.cfg.mel) if self.cfg.level_norm else 0.0
+                                for x in (c.audio_a, c.audio_b)]
         return self._recent[i]
 
     def _eval_index(self):
@@ -145,10 +155,15 @@ class ConversationWindows(torch.utils.data.Dataset):
                 partner_audio = np.zeros_like(partner)
         phones = np.full(T, IGNORE, np.int64)
         phones[:n] = self._phones[i][role][sl]
+        off, poff = self._offsets[i] if role == 0 else self._offsets[i][::-1]
+        gain, pgain = (rng.uniform(*cfg.gain_db, size=2) if rng is not None and cfg.gain_db != (0.0, 0.0)
+                       else (0.0, 0.0))
+        ln_db = np.log(10.0) / 10.0  # the offset cancels the gain: it is in natural-log power
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
         return {
-            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf)),
-            "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf)),
+            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * ln_db, gain)),
+            "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf,
+                                                       poff - pgain * ln_db, pgain)),
             "partner_motion": torch.from_numpy(pm),
             "motion_known": torch.from_numpy(known),
             "target": torch.from_numpy(pad(tgt)),

@@ -62,6 +62,7 @@ class TrainConfig:
     # phones, a training-only linear probe): makes the audio pathway phonetic, so P/B/M can close the
     # lips. 0 = off.
     phone_weight: float = 0.0
+    gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
     init_checkpoint: str = ""  # start from these weights (experiments); empty: from scratch
     loader_workers: int = 1
     log_every: int = 50
@@ -132,7 +133,9 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 2)  # the loader worker is light (FFTs of one batch)
     data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
-                               win_cfg=WindowConfig(frames=mcfg.window_frames), train=True,
+                               win_cfg=WindowConfig(frames=mcfg.window_frames, level_norm=mcfg.level_norm,
+                                                    gain_db=tcfg.gain_db if mcfg.level_norm else (0.0, 0.0)),
+                               train=True,
                                windows_per_conversation=tcfg.windows_per_conversation)
     model = DualTalk(mcfg)
     if tcfg.init_checkpoint:
