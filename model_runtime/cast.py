@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from .inference import Predictor
     from .predict import CancelCheck, Progress
 
+# Up to this much, a cast keeps every track's mel power (19 MB per track per 10 minutes) so each
+# track's spectrum is made once instead of once as a voice and again in every other member's partner
+# mix (MelInputs); a bigger cast mixes the samples and makes each log-mel as it is read.
+MEL_CACHE_MB = 600.0
 FACE_FADE_S = 0.2  # partner faces cross-fade over this at a change of floor: no one-frame jump
 POSITIONS_VERSION = 1
 
@@ -348,13 +352,21 @@ def run_cast(predictor: Predictor, request: CastRequest, progress: Progress | No
         total = max(1, the_plan.windows)
         done_windows = 0
 
+        inputs = MelInputs(predictor, samples, n_frames, cancel) \
+            if MelInputs.fits(predictor, len(samples), n_frames) else None
+
         def network(k, motion, known, starts):
             nonlocal done_windows
             base = done_windows
             step = (lambda stage, f: progress("network", min(1.0, (base + f * len(starts)) / total))) \
                 if progress else None
-            out = predictor.network(samples[k], _partner(samples, k), motion, known, n_frames,
-                                    step, cancel, starts=starts)
+            if inputs is not None:
+                own_in, partner_in = inputs.rows(k)
+                out = predictor.run_frames(own_in, partner_in, inputs.r, motion, known, n_frames, step, cancel,
+                                           starts=starts)
+            else:
+                out = predictor.network(samples[k], _partner(samples, k), motion, known, n_frames,
+                                        step, cancel, starts=starts)
             done_windows += len(starts)
             return out
 
@@ -415,6 +427,54 @@ def run_cast(predictor: Predictor, request: CastRequest, progress: Progress | No
     outs = {m.name: os.fspath(m.out) for m in members if m.out is not None}
     return {"outs": outs, "frames": int(frames), "fps": request.fps, "duration": duration,
             "seconds": round(time.perf_counter() - t0, 4), "notes": notes}
+
+
+class MelInputs:
+    """Every member's network inputs from one spectrum per track: its own log-mel, and its partner's
+    as the log of the other tracks' summed mel power. Powers of independent voices add, so this is
+    the mix's spectrum without the cross terms that depend on the voices' relative phase (which two
+    microphones never share anyway); for two members the partner's input is the other track's own
+    log-mel, bit for bit what predict computes. With level normalisation each input gets the offset
+    of its own track, or of the mixed samples for the partner."""
+
+    def __init__(self, predictor, samples, n_frames, cancel=None):
+        from .features import level_offset
+
+        self.mel, self.samples = predictor.mel, samples
+        self.r = predictor.cfg.mel_frames_per_frame
+        self.n_rows = n_frames * self.r
+        n = self.n_rows * self.mel.cfg.hop_length
+        self.power = []
+        for x in samples:  # about a second for four 10-minute tracks: cancel is checked between them
+            if cancel is not None and cancel():
+                raise Cancelled("cancelled")
+            self.power.append(self.mel.power(x, n, self.n_rows))
+        norm = predictor.cfg.level_norm
+        self.own_offset = [level_offset(x, min(n, len(x)), self.mel.cfg) if norm else 0.0 for x in samples]
+        self.partner_offset = [level_offset(p, min(n, len(p)), self.mel.cfg) if norm else 0.0
+                               for p in (_partner(samples, k) for k in range(len(samples)))]
+
+    @staticmethod
+    def fits(predictor, n_members, n_frames):
+        mb = n_members * n_frames * predictor.cfg.mel_frames_per_frame * predictor.cfg.n_mels * 4 / 1e6
+        return predictor.cfg.audio_encoder == "logmel" and mb <= MEL_CACHE_MB
+
+    def rows(self, k):
+        """(own rows, partner rows) of member k, log-mel made as the windows read them."""
+        from .rows import RowsOf
+
+        others = [self.power[j] for j in range(len(self.power)) if j != k]
+
+        def partner(a, b):
+            if not others:  # a cast of one: a silent partner
+                return self.mel.log(np.zeros((b - a, self.mel.cfg.n_mels), np.float32))
+            total = others[0][a:b].copy()
+            for p in others[1:]:
+                total += p[a:b]
+            return self.mel.log(total, self.partner_offset[k])
+
+        own = RowsOf(self.n_rows, lambda a, b: self.mel.log(self.power[k][a:b], self.own_offset[k]))
+        return own, RowsOf(self.n_rows, partner)
 
 
 def _partner(samples, k):

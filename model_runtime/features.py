@@ -117,6 +117,19 @@ class LogMel:
         """Frames [s, e) of self(samples[:n_samples]), reading only the samples they need. `samples` may
         be anything that slices into an array (audio.Samples). On __call__'s chunk grid it gives the same
         bits as __call__."""
+        return self.log(self.power_chunk(samples, s, e, n_samples), offset)
+
+    def log(self, mel_power, offset=0.0):
+        """Mel power -> log-mel: the floor, or with a level offset the offset first, then the floor."""
+        cfg = self.cfg
+        if not offset:
+            return np.log(np.maximum(mel_power, cfg.floor))
+        # Normalised: the offset first, then the floor, so quiet speech is raised, not clipped to it.
+        return np.maximum(np.log(np.maximum(mel_power, 1e-30)) + np.float32(offset),
+                          np.float32(np.log(cfg.floor)))
+
+    def power_chunk(self, samples, s, e, n_samples):
+        """chunk's mel power (before the log): powers add where tracks are mixed (cast.MelInputs)."""
         cfg = self.cfg
         half = cfg.win_length // 2
         # Frame k is centred on sample k * hop (zeros beyond the ends).
@@ -126,11 +139,18 @@ class LogMel:
         frames = np.lib.stride_tricks.sliding_window_view(seg, cfg.win_length)[::cfg.hop_length]
         spec = scipy.fft.rfft(frames[:e - s] * self.window, n=cfg.n_fft, axis=1, workers=-1)
         power = spec.real ** 2 + spec.imag ** 2  # complex64 in -> float32 out
-        if not offset:
-            return np.log(np.maximum(power @ self.fb, cfg.floor))
-        # Normalised: the offset first, then the floor, so quiet speech is raised, not clipped to it.
-        return np.maximum(np.log(np.maximum(power @ self.fb, 1e-30)) + np.float32(offset),
-                          np.float32(np.log(cfg.floor)))
+        return power @ self.fb
+
+    def power(self, samples, n_samples, n_rows):
+        """(n_rows, n_mels) float32 mel power of samples[:n_samples] on __call__'s chunk grid (so its log
+        is LogMelRows' bits), zeros (silence) past the audio's end."""
+        out = np.zeros((n_rows, self.cfg.n_mels), np.float32)
+        n_samples = min(int(n_samples), len(samples))
+        audio_rows = min(self.n_frames(n_samples), n_rows)
+        for s in range(0, audio_rows, self._CHUNK):
+            e = min(self.n_frames(n_samples), s + self._CHUNK)
+            out[s:min(e, n_rows)] = self.power_chunk(samples, s, e, n_samples)[:min(e, n_rows) - s]
+        return out
 
     def rows(self, samples, n_samples, n_rows, offset=0.0):
         """LogMelRows: self(samples[:n_samples], offset) padded with silence to n_rows, made as it is sliced."""

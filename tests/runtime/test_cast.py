@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from model_runtime.audio import Samples
-from model_runtime.cast import SumOf, face_weights, partner_holders, plan, read_positions, run_cast
+from model_runtime.cast import MelInputs, SumOf, face_weights, partner_holders, plan, read_positions, run_cast
 from model_runtime.channels import CHANNELS
 from model_runtime.errors import BadInput, Cancelled
 from model_runtime.liveliness import cast_voice_activity, voice_activity
@@ -342,3 +342,24 @@ def test_the_server_casts_end_to_end(trio, tmp_path):
         c.hello()
     finally:
         c.close()
+
+
+def test_cast_inputs_are_predicts_own_log_mel_and_the_mix_of_the_others(predictor):
+    """One spectrum per track: own rows are the bits predict reads; the partner's are the log of the others'
+    summed mel power, which is the mixed samples' log-mel up to the cross terms of independent voices."""
+    rng = np.random.default_rng(3)
+    n = 16000 * 6
+    env = [np.repeat(rng.random(60) > 0.5, n // 60) for _ in range(3)]
+    tracks = [(rng.standard_normal(n) * 0.1 * e).astype(np.float32) for e in env]
+    n_frames = 150
+    inputs = MelInputs(predictor, tracks, n_frames)
+    own, partner = inputs.rows(0)
+    expect_own, r = predictor._frame_inputs(tracks[0], n_frames)
+    assert r == inputs.r and np.array_equal(own[0:len(own)], expect_own)
+    mixed, _ = predictor._frame_inputs(tracks[1] + tracks[2], n_frames)
+    got = partner[0:len(partner)]
+    loud = mixed > np.log(1e-2)
+    # Natural-log units: about 0.75 dB on average where both voices sound at once, 0 where one does.
+    assert np.abs(got - mixed)[loud].mean() < 0.25
+    two = MelInputs(predictor, tracks[:2], n_frames)
+    assert np.array_equal(two.rows(0)[1][0:len(own)], predictor._frame_inputs(tracks[1], n_frames)[0])
