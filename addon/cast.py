@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 
+import numpy as np
 from mathutils import Vector
 
 from ..model_runtime.request import MAX_CAST, MAX_NAME_CHARS, CastMember, CastRequest, RequestError
@@ -150,8 +151,8 @@ def _involved(rows):
 
 def head_and_forward(depsgraph, row):
     """(world head position, world facing) of a row as the depsgraph has evaluated it: the head
-    bone's head, else a separate head object's origin, else the middle of the character's bounding
-    box; the facing is the row's axis turned by the character's world matrix."""
+    bone's head, else a separate head object's origin, else the middle of the character's rest
+    bounds; the facing is the row's axis turned by the character's world matrix."""
     ob = row.character.evaluated_get(depsgraph)
     m = ob.matrix_world
     axis = Vector(FORWARD_AXES[row.forward_axis])
@@ -164,8 +165,20 @@ def head_and_forward(depsgraph, row):
     elif row.head_target == "OBJECT" and head is not None and head != row.character:
         pos = head.evaluated_get(depsgraph).matrix_world.translation
     else:
-        pos = m @ (sum((Vector(c) for c in ob.bound_box), Vector()) / 8.0)
+        pos = m @ _rest_middle(row.character)
     return pos, forward
+
+
+def _rest_middle(obj):
+    """The middle of the mesh's rest (basis) bounds in its own space. Not `bound_box`: from Blender 5.0
+    the evaluated box also spans where the shape keys could move the vertices."""
+    verts = obj.data.vertices
+    if not len(verts):
+        return Vector()
+    co = np.empty(len(verts) * 3, np.float64)
+    verts.foreach_get("co", co)
+    co = co.reshape(-1, 3)
+    return Vector((co.min(0) + co.max(0)) / 2)
 
 
 def _xyz(v):

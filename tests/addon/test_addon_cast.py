@@ -53,7 +53,8 @@ def _centre(obj):
     from mathutils import Vector
 
     bpy.context.view_layer.update()
-    return obj.matrix_world @ (sum((Vector(c) for c in obj.bound_box), Vector()) / 8.0)
+    co = np.array([v.co[:] for v in obj.data.vertices])  # rest bounds: 5.0's bound_box spans the shape keys
+    return obj.matrix_world @ Vector((co.min(0) + co.max(0)) / 2)
 
 
 def _place_triangle(faces, mirror=False):
