@@ -440,7 +440,7 @@ class MelInputs:
     def __init__(self, predictor, samples, n_frames, cancel=None):
         from .features import level_offset
 
-        self.mel, self.samples = predictor.mel, samples
+        self.mel = predictor.mel
         self.r = predictor.cfg.mel_frames_per_frame
         self.n_rows = n_frames * self.r
         n = self.n_rows * self.mel.cfg.hop_length

@@ -197,9 +197,7 @@ def _model_lines_and_notes(predictor, done):
 
 def cast_request(args):
     """The command line's arguments as a CastRequest (RequestError: exit code 2, one line), outs
-    DIR/NAME.FORMAT; the folder must exist."""
-    from .predict import check_target
-
+    DIR/NAME.FORMAT; the folder must exist (each out is checked by cmd_cast's check_output)."""
     folder = args.out
     if not os.path.isdir(folder):
         problem = "is a file, not a folder" if os.path.exists(folder) else "output folder does not exist"
@@ -215,11 +213,8 @@ def cast_request(args):
             raise RequestError("--voice", f"{clip(repr(seen[key]))} and {clip(repr(name))} would be one file "
                                           "on a disk that ignores letter case")
         seen[key] = name
-    request = CastRequest(members=members, positions=args.positions, fps=args.fps, seed=args.seed,
-                          liveliness=args.liveliness == "on", attention=args.attention == "on")
-    for m in request.members:
-        check_target(m.out)
-    return request
+    return CastRequest(members=members, positions=args.positions, fps=args.fps, seed=args.seed,
+                       liveliness=args.liveliness == "on", attention=args.attention == "on")
 
 
 def cmd_cast(args):

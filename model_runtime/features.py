@@ -56,9 +56,9 @@ def speech_level_db(samples, n_samples, cfg: MelConfig = MelConfig(), chunk=1 <<
         seg = seg[:len(seg) // hop * hop].reshape(-1, hop)
         seg = seg - seg.mean(1, keepdims=True)  # a DC offset (or a step of it) is not speech
         levels.append(10 * np.log10((seg ** 2).mean(1) + 1e-20))
-    db = np.concatenate(levels) if levels else np.zeros(0)
-    if len(db) == 0:
+    if not levels:
         return None
+    db = np.concatenate(levels)
     top = np.percentile(db, 99.5)
     active = db[db > max(top - cfg.speech_range_db, cfg.active_floor_db)]
     if len(active) * hop < cfg.min_active_s * SAMPLE_RATE:

@@ -90,24 +90,16 @@ class PredictRequest:
     def __post_init__(self):
         put = lambda name, value: object.__setattr__(self, name, value)  # the dataclass is frozen
         put("self_audio", _path("self", self.self_audio, required=True))
-        put("out", _path("out", self.out, required=True))
-        if not self.out.lower().endswith(OUT_SUFFIXES):
-            raise RequestError("out", f"must end in .npz or .csv, got {_shown(self.out)}")
+        put("out", _out("out", self.out, required=True))
         put("partner", _path("partner", self.partner, required=False))
         put("partner_motion", _path("partner_motion", self.partner_motion, required=False))
-        put("fps", _number_fps(self.fps))
-        _check_flag("liveliness", self.liveliness)
-        _check_seed(self.seed)
-        if self.id is not None:
-            check_id(self.id)
+        _check_take(self, put)
 
     @classmethod
     def from_json(cls, obj: dict) -> PredictRequest:
         """A protocol `predict` object -> a request; RequestError naming the first bad field.
         Optional fields that are absent or null take their defaults; unknown keys are ignored."""
-        if "id" not in obj:
-            raise RequestError("id", "missing: a predict request needs an id to answer to")
-        kwargs = {"id": check_id(obj["id"])}
+        kwargs = {"id": _wire_id(obj, "predict")}
         for name in ("self_audio", "out", "partner", "partner_motion", "fps", "liveliness", "seed"):
             key = _WIRE.get(name, name)
             if obj.get(key) is not None or name in ("self_audio", "out"):
@@ -120,6 +112,30 @@ class PredictRequest:
         for name in ("self_audio", "partner", "partner_motion", "fps", "liveliness", "seed", "out"):
             obj[_WIRE.get(name, name)] = getattr(self, name)
         return obj
+
+
+def _out(field: str, value: Any, required: bool) -> str | None:
+    """A result path: _path's rules, and a name ending in .npz or .csv."""
+    out = _path(field, value, required)
+    if out is not None and not out.lower().endswith(OUT_SUFFIXES):
+        raise RequestError(field, f"must end in .npz or .csv, got {_shown(out)}")
+    return out
+
+
+def _wire_id(obj: dict, op: str) -> int | str:
+    if "id" not in obj:
+        raise RequestError("id", f"missing: a {op} request needs an id to answer to")
+    return check_id(obj["id"])
+
+
+def _check_take(request: Any, put, flags=("liveliness",)) -> None:
+    """The fields every request has, in this order: fps (stored as a float), its on/off flags, seed, id."""
+    put("fps", _number_fps(request.fps))
+    for name in flags:
+        _check_flag(name, getattr(request, name))
+    _check_seed(request.seed)
+    if request.id is not None:
+        check_id(request.id)
 
 
 def _number_fps(fps: Any) -> float:
@@ -199,10 +215,8 @@ class CastRequest:
                 raise RequestError(f"{field}.name", f"{_shown(name)} is also members[{names[name]}]'s name")
             names[name] = k
             voice = _path(f"{field}.voice", voice, required=True)
-            out = _path(f"{field}.out", out, required=False)
+            out = _out(f"{field}.out", out, required=False)
             if out is not None:
-                if not out.lower().endswith(OUT_SUFFIXES):
-                    raise RequestError(f"{field}.out", f"must end in .npz or .csv, got {_shown(out)}")
                 key = os.path.normcase(os.path.abspath(out))
                 if key in outs:
                     raise RequestError(f"{field}.out", f"is also members[{outs[key]}]'s out, got {_shown(out)}")
@@ -212,20 +226,13 @@ class CastRequest:
             raise RequestError("members", "no member has an out: there is nothing to write")
         put("members", tuple(checked))
         put("positions", _path("positions", self.positions, required=False))
-        put("fps", _number_fps(self.fps))
-        _check_flag("liveliness", self.liveliness)
-        _check_flag("attention", self.attention)
-        _check_seed(self.seed)
-        if self.id is not None:
-            check_id(self.id)
+        _check_take(self, put, ("liveliness", "attention"))
 
     @classmethod
     def from_json(cls, obj: dict) -> CastRequest:
         """A protocol `cast` object -> a request; RequestError naming the first bad field.
         Optional fields that are absent or null take their defaults; unknown keys are ignored."""
-        if "id" not in obj:
-            raise RequestError("id", "missing: a cast request needs an id to answer to")
-        kwargs = {"id": check_id(obj["id"])}
+        kwargs = {"id": _wire_id(obj, "cast")}
         if obj.get("members") is None:
             raise RequestError("members", "missing: a cast needs a list of members")
         kwargs["members"] = obj["members"]
