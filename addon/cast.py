@@ -17,7 +17,17 @@ from mathutils import Vector
 
 from ..model_runtime.request import MAX_CAST, MAX_NAME_CHARS, CastMember, CastRequest, RequestError
 from . import validate
-from .generate import Choices, Target, UserError, check_fps, finish, head_problem, voice_path, voice_problem
+from .generate import (
+    Choices,
+    Target,
+    UserError,
+    check_fps,
+    finish,
+    head_problem,
+    second_head_target,
+    voice_path,
+    voice_problem,
+)
 from .job import Cast, Plan
 from .props import FORWARD_AXES
 
@@ -190,13 +200,13 @@ def sample_positions(context, rows, names, start, fps):
     else one sample per frame from `start` to the scene's end (at least two frames), times in
     seconds from the start of the audio. The frame is given back exactly as it was."""
     scene = context.scene
-    if not any(_moves(ob) for ob in _involved(rows)):
+
+    def heads():  # (name, position, facing) of each member on the current frame
         dg = context.evaluated_depsgraph_get()
-        out = {}
-        for name, row in zip(names, rows):
-            pos, fwd = head_and_forward(dg, row)
-            out[name] = {"position": _xyz(pos), "forward": _xyz(fwd)}
-        return out
+        return [(name, *map(_xyz, head_and_forward(dg, row))) for name, row in zip(names, rows)]
+
+    if not any(_moves(ob) for ob in _involved(rows)):
+        return {name: {"position": pos, "forward": fwd} for name, pos, fwd in heads()}
     end = max(scene.frame_end, start + 1)
     step = max(1, math.ceil((end - start + 1) / MAX_POSITION_SAMPLES))
     frames = list(range(start, end + 1, step))
@@ -208,11 +218,9 @@ def sample_positions(context, rows, names, start, fps):
     try:
         for f in frames:
             scene.frame_set(f)
-            dg = context.evaluated_depsgraph_get()
-            for name, row in zip(names, rows):
-                pos, fwd = head_and_forward(dg, row)
-                out[name]["position"].append(_xyz(pos))
-                out[name]["forward"].append(_xyz(fwd))
+            for name, pos, fwd in heads():
+                out[name]["position"].append(pos)
+                out[name]["forward"].append(fwd)
     finally:
         scene.frame_set(frame, subframe=subframe)
     return out
@@ -307,15 +315,11 @@ def row_reason(context):
     return None if 0 <= s.cast_index < len(s.cast) else "Cast: no row selected"
 
 
-def conversation_reason(context):
-    """Why "Cast from conversation" cannot run: it needs the panel's character."""
-    return validate.character_problem(validate.character(context))
-
-
 def from_conversation(context):
     """Fill the Cast list from the panel's settings (old files carry over): the character with the
     own voice and the panel's head; in conversation mode also the second character with the partner
-    voice, turning its own object as conversation mode does. Returns the number of rows."""
+    voice, turning its own object as conversation mode does. Returns the number of rows. Its poll:
+    validate.character_reason (it needs the panel's character)."""
     s = context.scene.duet
     s.cast.clear()
     row = s.cast.add()
@@ -327,7 +331,7 @@ def from_conversation(context):
         row = s.cast.add()
         row.character = s.character_b
         row.voice, row.voice_strip = s.partner_audio, s.partner_strip
-        row.head_target = "OBJECT" if s.head_target == "BONE" else s.head_target
+        row.head_target = second_head_target(s.head_target)
     s.cast_index = 0
     return len(s.cast)
 

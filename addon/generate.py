@@ -91,6 +91,12 @@ def head_problem(obj, head_target, head_object, output_mode):
     return None
 
 
+def second_head_target(head_target):
+    """What a conversation's second character turns: its own object, as one rig cannot carry two
+    heads (a cast made from a conversation keeps the same rule)."""
+    return "OBJECT" if head_target == "BONE" else head_target
+
+
 def check_fps(scene):
     fps = scene_fps(scene)
     if not MIN_FPS <= fps <= MAX_FPS:  # the runtime's own limits: refuse here, before anything runs
@@ -183,8 +189,7 @@ def build_plan(context, settings=None):
         steps = [Predict(self_a, partner_a, None, f"{obj.name} (draft)"),
                  Predict(partner_a, self_a, 0, obj_b.name, seed_offset=1),
                  Predict(self_a, partner_a, 1, obj.name)]
-        # The second character turns its own object: one rig cannot carry two heads.
-        head_b = ("OBJECT" if s.head_target == "BONE" else s.head_target, "", "")
+        head_b = (second_head_target(s.head_target), "", "")
         targets = [Target(obj.name, "Character", *head, source=2),
                    Target(obj_b.name, "Second character", *head_b, source=1)]
     else:

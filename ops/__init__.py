@@ -1,5 +1,6 @@
 """Operators: thin. poll() asks addon.validate why not; execute() calls addon/ and reports one line."""
 
+import functools
 import json
 
 import bpy
@@ -97,29 +98,29 @@ class DUET_OT_cast_add(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class DUET_OT_cast_remove(bpy.types.Operator):
-    """Remove the selected row from the Cast list (the character and its keys stay)"""
+class _CastRow:
+    """An edit of the selected Cast row."""
 
-    bl_idname = "duet.cast_remove"
-    bl_label = "Remove cast row"
     bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
     def poll(cls, context):
         return _poll(cls, cast.row_reason(context))
+
+
+class DUET_OT_cast_remove(_CastRow, bpy.types.Operator):
+    """Remove the selected row from the Cast list (the character and its keys stay)"""
+
+    bl_idname = "duet.cast_remove"
+    bl_label = "Remove cast row"
 
     def execute(self, context):
         cast.remove_row(context)
         return {"FINISHED"}
 
 
-class _CastMove:
-    bl_options = {"REGISTER", "UNDO"}
+class _CastMove(_CastRow):
     delta = 0
-
-    @classmethod
-    def poll(cls, context):
-        return _poll(cls, cast.row_reason(context))
 
     def execute(self, context):
         cast.move_row(context, self.delta)
@@ -152,7 +153,7 @@ class DUET_OT_cast_from_conversation(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _poll(cls, cast.conversation_reason(context))
+        return _poll(cls, validate.character_reason(context))
 
     def execute(self, context):
         n = cast.from_conversation(context)
@@ -342,9 +343,7 @@ class _ExportBase(ExportHelper):
     def poll(cls, context):
         return _poll(cls, validate.character_reason(context))
 
-    @staticmethod
-    def objects(context):
-        return export.export_objects(context)
+    objects = staticmethod(export.export_objects)  # what the export writes
 
     def export(self, context, fn, path):
         """Run an exporter; a bad path or an exporter's failure ends in one line, not a traceback."""
@@ -365,10 +364,8 @@ class _Gltf:
     filter_glob: StringProperty(default="*.glb;*.gltf", options={"HIDDEN"})
 
     def execute(self, context):
-        def gltf(context, path, objects):
-            return export.export_gltf(context, path, objects, self.one_clip)
-
-        return self.export(context, gltf, export.gltf_path(self.filepath))
+        return self.export(context, functools.partial(export.export_gltf, one_clip=self.one_clip),
+                           export.gltf_path(self.filepath))
 
 
 class _Fbx:
@@ -402,9 +399,7 @@ class _CastExport(_ExportBase):
     def poll(cls, context):
         return _poll(cls, cast.export_reason(context))
 
-    @staticmethod
-    def objects(context):
-        return cast.export_objects(context)
+    objects = staticmethod(cast.export_objects)
 
 
 class DUET_OT_export_cast_gltf(bpy.types.Operator, _Gltf, _CastExport):

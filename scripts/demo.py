@@ -114,22 +114,16 @@ def demo(args, out_dir, work, log):
             say(f"      {name:<{width}} speaks {src}")
         say(f"      {voices.seconds:.1f} s -> {n_frames} frames at {FPS} fps")
 
-    if args.cast:
-        with steps(f"scene: {len(names)} demo heads around a table, camera, Workbench"):
-            heads = demo_scene.build_table_scene(args.size, names)
-            say(f"      {', '.join(o.name for o in heads)}; {w}x{h}")
-    else:
-        with steps("scene: two demo heads, camera, Workbench"):
-            heads = demo_scene.build_scene(args.size)
-            say(f"      {', '.join(o.name for o in heads)}; {w}x{h}")
+    seating = f"{len(names)} demo heads around a table" if args.cast else "two demo heads"
+    with steps(f"scene: {seating}, camera, Workbench"):
+        heads = demo_scene.build_table_scene(args.size, names) if args.cast else demo_scene.build_scene(args.size)
+        say(f"      {', '.join(o.name for o in heads)}; {w}x{h}")
     rest_yaw = {o.name: o.rotation_euler.z for o in heads}  # the animation adds to this
 
-    if args.cast:
-        with steps("animate (the Duet extension + runtime process, Generate cast)"):
-            demo_scene.animate_cast(heads, voices, args.model, args.backend, args.device)
-    else:
-        with steps("animate (the Duet extension + runtime process, conversation mode)"):
-            demo_scene.animate(heads, voices, args.model, args.backend, args.device)
+    mode, animate = (("Generate cast", demo_scene.animate_cast) if args.cast
+                     else ("conversation mode", demo_scene.animate))
+    with steps(f"animate (the Duet extension + runtime process, {mode})"):
+        animate(heads, voices, args.model, args.backend, args.device)
 
     with steps("save .blend, export .glb and .fbx"):
         expect = demo_scene.save_and_export(heads, paths, n_frames)

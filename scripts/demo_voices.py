@@ -25,11 +25,15 @@ class Voices:
     samples: list     # as the runtime reads them (mono, SAMPLE_RATE), trimmed
     seconds: float
     names: tuple = NAMES  # who speaks them, in order
-    folder: object = SAMPLE_DIR  # the sample's folder (its timeline.json)
 
     @property
     def n_frames(self):
         return frame_count(self.seconds, FPS)
+
+    @property
+    def folder(self):
+        """The shipped sample's folder for this many people (its timeline.json)."""
+        return SAMPLE_DIRS[len(self.names)]
 
 
 def prepare(self_audio, partner_audio, seconds, audio_dir, cast=0):
@@ -43,8 +47,8 @@ def prepare(self_audio, partner_audio, seconds, audio_dir, cast=0):
         raise BadInputError("--cast animates the shipped sample with that many people: leave out --self/--partner")
     sample = not self_audio
     names = PEOPLE[:cast] if cast else NAMES
-    folder = SAMPLE_DIRS[len(names)]
     if sample:
+        folder = SAMPLE_DIRS[len(names)]
         srcs = [str(folder / f"{chr(ord('a') + k)}.wav") for k in range(len(names))]  # a.wav, b.wav, ...
         for p in srcs + [str(folder / "timeline.json")]:
             if not os.path.isfile(p):
@@ -70,7 +74,7 @@ def prepare(self_audio, partner_audio, seconds, audio_dir, cast=0):
         sf.write(dst, data, sr, subtype="PCM_16")  # a copy the .blend can keep playing
         paths.append(dst)
     n = int(round(seconds * SAMPLE_RATE))
-    return Voices(sample, srcs, paths, [t.samples[:n] for t in tracks], seconds, names, folder)
+    return Voices(sample, srcs, paths, [t.samples[:n] for t in tracks], seconds, names)
 
 
 def who_speaks(voices):
@@ -112,5 +116,3 @@ def segments_from_mask(mask, fps):
             segs.append((start / fps, i / fps))
             start = None
     return segs
-
-

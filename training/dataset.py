@@ -25,6 +25,7 @@ from .voices import ARPABET
 PHONE_INDEX = {p: i for i, p in enumerate(ARPABET)}
 SILENCE = PHONE_INDEX["SIL"]
 IGNORE = -100  # torch's cross-entropy ignore_index: padding frames carry no phone
+LN_PER_DB = np.log(10.0) / 10.0  # a gain in dB as level_offset's natural-log power: the offset cancels it
 
 
 def phone_labels(phones, n_frames, fps):
@@ -87,29 +88,29 @@ class ConversationWindows(torch.utils.data.Dataset):
         self.logmel = LogMel(win_cfg.mel)
         self.spf = samples_per_frame(conv_cfg.animator.fps)
         self.epoch = 0
-        self._recent = {}  # a few loaded conversations: windows of one conversation come in runs
-        self._phones = {}
-        self._offsets = {}  # per track: features.level_offset (0 without level_norm)
+        # A few loaded conversations (windows of one conversation come in runs), each with its tracks'
+        # phone labels and features.level_offset (0 without level_norm).
+        self._recent = {}
         self._index = None if train else self._eval_index()
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
     def _conv(self, i):
+        """(conversation, [phone labels of A, of B], [level offset of A, of B])."""
         if i not in self._recent:
             if len(self._recent) >= 4:
-                old = next(iter(self._recent))
-                del self._recent[old], self._phones[old], self._offsets[old]
-            self._recent[i] = c = generate(self.split, i, self.seed, self.conv_cfg)
-            self._phones[i] = [phone_labels(c.meta[k], c.n_frames, c.fps) for k in ("phones_a", "phones_b")]
-            self._offsets[i] = [level_offset(x, len(x), self.cfg.mel) if self.cfg.level_norm else 0.0
-                                for x in (c.audio_a, c.audio_b)]
+                self._recent.pop(next(iter(self._recent)))
+            c = generate(self.split, i, self.seed, self.conv_cfg)
+            self._recent[i] = (c, [phone_labels(c.meta[k], c.n_frames, c.fps) for k in ("phones_a", "phones_b")],
+                               [level_offset(x, len(x), self.cfg.mel) if self.cfg.level_norm else 0.0
+                                for x in (c.audio_a, c.audio_b)])
         return self._recent[i]
 
     def _eval_index(self):
         out = []
         for i in range(self.count):
-            T = self._conv(i).n_frames
+            T = self._conv(i)[0].n_frames
             starts = range(0, max(1, T - self.cfg.frames + 1), self.cfg.eval_hop_frames)
             out += [(i, role, s) for role in (0, 1) for s in starts]
         return out
@@ -122,13 +123,13 @@ class ConversationWindows(torch.utils.data.Dataset):
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, k])
             i = k % self.count
-            c = self._conv(i)
+            c, phone_tracks, offsets = self._conv(i)
             role = int(rng.integers(2))
             f0 = int(rng.integers(0, max(1, c.n_frames - cfg.frames + 1)))
         else:
             rng = None
             i, role, f0 = self._index[k]
-            c = self._conv(i)
+            c, phone_tracks, offsets = self._conv(i)
         own, partner = (c.audio_a, c.audio_b) if role == 0 else (c.audio_b, c.audio_a)
         tgt, ptgt = (c.targets_a, c.targets_b) if role == 0 else (c.targets_b, c.targets_a)
         spk, pspk = (c.speaking_a, c.speaking_b) if role == 0 else (c.speaking_b, c.speaking_a)
@@ -154,16 +155,15 @@ class ConversationWindows(torch.utils.data.Dataset):
             if rng.random() < cfg.drop_partner_audio_prob:
                 partner_audio = np.zeros_like(partner)
         phones = np.full(T, IGNORE, np.int64)
-        phones[:n] = self._phones[i][role][sl]
-        off, poff = self._offsets[i] if role == 0 else self._offsets[i][::-1]
+        phones[:n] = phone_tracks[role][sl]
+        off, poff = offsets if role == 0 else offsets[::-1]
         gain, pgain = (rng.uniform(*cfg.gain_db, size=2) if rng is not None and cfg.gain_db != (0.0, 0.0)
                        else (0.0, 0.0))
-        ln_db = np.log(10.0) / 10.0  # the offset cancels the gain: it is in natural-log power
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
         return {
-            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * ln_db, gain)),
+            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain)),
             "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf,
-                                                       poff - pgain * ln_db, pgain)),
+                                                       poff - pgain * LN_PER_DB, pgain)),
             "partner_motion": torch.from_numpy(pm),
             "motion_known": torch.from_numpy(known),
             "target": torch.from_numpy(pad(tgt)),

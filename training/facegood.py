@@ -96,8 +96,8 @@ def takes():
     """The take names (those with both a wav and a bs_value file), sorted."""
     if not DATA.is_dir():
         return []
-    return sorted(p.name[len("bs_value_"):-len(".npy")] for p in DATA.glob("bs_value_*.npy")
-                  if (DATA / (p.name[len("bs_value_"):-len(".npy")] + ".wav")).is_file())
+    names = (p.name[len("bs_value_"):-len(".npy")] for p in DATA.glob("bs_value_*.npy"))
+    return sorted(n for n in names if (DATA / f"{n}.wav").is_file())
 
 
 @functools.lru_cache(maxsize=None)
@@ -179,7 +179,10 @@ def to_arkit(rig):
 # ---------------------------------------------------------------------------------------------
 # Takes
 
+@functools.lru_cache(maxsize=None)
 def _rig_values(name):
+    """(frames, 116) rig weights of a take at 30 fps, read once (mask, unmapped_moving and rig_curves
+    all come back to them); read-only."""
     with warnings.catch_warnings():  # "created on Python 2": harmless header parsing
         warnings.simplefilter("ignore", UserWarning)
         v = np.load(DATA / f"bs_value_{name}.npy")
@@ -187,6 +190,7 @@ def _rig_values(name):
         raise ValueError(f"bs_value_{name}.npy: shape {v.shape}, expected (frames, {len(rig_names())})")
     if v.min() < -1e-3 or v.max() > 1 + 1e-3:
         raise ValueError(f"bs_value_{name}.npy: weights span {v.min():.3g}..{v.max():.3g}, not the rig's 0..1")
+    v.setflags(write=False)
     return v
 
 
@@ -311,9 +315,8 @@ ROUNDING_RIG = ("mouth_oh_c", "mouth_oo_c")
 
 def rig_curves(name, channels):
     """(T, len(channels)) raw rig columns of a take at 25 fps (scaled like the mapped ones)."""
-    audio, arkit = _take(name)
     cols = [rig_names().index(c) for c in channels]
-    return np.clip(resample_curves(_rig_values(name)[:, cols] * RIG_SCALE, SRC_FPS, FPS, len(arkit)), 0, 1)
+    return np.clip(resample_curves(_rig_values(name)[:, cols] * RIG_SCALE, SRC_FPS, FPS, len(_take(name)[1])), 0, 1)
 
 
 def _rounding(arkit, extra=None):

@@ -31,13 +31,14 @@ import soundfile as sf
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from model_runtime.audio import Track
-from model_runtime.channels import index_of
+from model_runtime.channels import HEAD, index_of
 from model_runtime.motion_io import Motion
 from model_runtime.paths import ASSETS
 from model_runtime.timebase import SAMPLE_RATE
 
 from .conversation import ConversationConfig, generate
 from .metrics import JAW, leakage, lipsync, pearson
+from .report import fit_frames
 
 FPS = 25.0
 # Both speakers real: the held-out ("test") share of LibriSpeech speakers, with the same
@@ -49,7 +50,6 @@ MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft"
          "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "mouthShrugUpper")
 CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
 EXPRESSION = ("browInnerUp", "browOuterUpLeft", "mouthSmileLeft")
-HEAD = ("headYaw", "headPitch", "headRoll")
 BILABIALS = ("P", "B", "M")
 OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
 # mouthClose + mean(mouthPressLeft, mouthPressRight) above this = the lips met. The animator's P/B/M
@@ -80,17 +80,13 @@ def roles_of(conv):
             Role(conv.audio_b, conv.audio_a, conv.targets_b, conv.speaking_b, conv.speaking_a, m["phones_b"])]
 
 
-def _fit(w, n):
-    return w[:n] if len(w) >= n else np.concatenate([w, np.repeat(w[-1:], n - len(w), 0)])
-
-
 def conversation_mode(predictor, a, b, n, seed=0, liveliness=True):
     """What the add-on's conversation mode runs: A alone, B given A's draft, A given B."""
     def run(own, partner, face, s):
         motion = None if face is None else Motion(face, FPS)
         res = predictor.predict(Track(own.copy(), "own"), Track(partner.copy(), "partner"), motion, FPS,
                                 liveliness=liveliness, seed=s)
-        return _fit(res.weights, n)
+        return fit_frames(res.weights, n)
 
     draft = run(a, b, None, seed)
     wb = run(b, a, draft, seed + 1)
@@ -173,9 +169,14 @@ def fidelity(preds, roles):
         a = np.nanmean([head_spread(r.targets, m) for r, m in zip(roles, masks)])
         out[f"head_{state}_net"], out[f"head_{state}_animator"] = float(n), float(a)
         out[f"head_{state}_ratio"] = float(n / a) if a > 0 else float("nan")
-    out["lipsync"] = float(np.nanmean([lipsync(p, r.targets, r.speaking) for p, r in zip(preds, roles)]))
-    out["leakage"] = float(np.nanmean([leakage(p, r.speaking, r.partner_speaking) for p, r in zip(preds, roles)]))
+    out.update(sync(preds, roles))
     return out
+
+
+def sync(preds, roles):
+    """Lip sync r(jawOpen) and leakage, each averaged over the roles: all the recording conditions report."""
+    return {"lipsync": float(np.nanmean([lipsync(p, r.targets, r.speaking) for p, r in zip(preds, roles)])),
+            "leakage": float(np.nanmean([leakage(p, r.speaking, r.partner_speaking) for p, r in zip(preds, roles)]))}
 
 
 def targets_check(f):
@@ -288,8 +289,9 @@ def evaluate(onnx_path, conversations=12, seed=0, conditions=True, log=print):
     predictor = Predictor(OnnxBackend(str(onnx_path), "cpu"))
     convs = [generate("test", i, seed, REAL_ONLY) for i in range(conversations)]
     real = sum(all(c.meta["real"]) for c in convs)
+    minutes = sum(c.meta["duration_s"] for c in convs) / 60
     log(f"{len(convs)} held-out real conversations ({real} with both sides real, "
-        f"{sum(c.meta['duration_s'] for c in convs) / 60:.1f} min) in {time.time() - t0:.0f} s")
+        f"{minutes:.1f} min) in {time.time() - t0:.0f} s")
     roles = [r for c in convs for r in roles_of(c)]
 
     def run(transform=None, liveliness=True):
@@ -299,13 +301,12 @@ def evaluate(onnx_path, conversations=12, seed=0, conditions=True, log=print):
             preds += conversation_mode(predictor, a, b, c.n_frames, seed, liveliness)
         return preds
 
-    report = {"conversations": len(convs), "minutes": sum(c.meta["duration_s"] for c in convs) / 60,
+    report = {"conversations": len(convs), "minutes": minutes,
               "voices": sorted({v for c in convs for v in c.meta["voices"]})}
     report["as_recorded"] = fidelity(run(), roles)
     report["network_only"] = fidelity(run(liveliness=False), roles)
     if conditions:
-        report["conditions"] = {name: {k: v for k, v in fidelity(run(f), roles).items()
-                                       if k in ("lipsync", "leakage")} for name, f in CONDITIONS.items()}
+        report["conditions"] = {name: sync(run(f), roles) for name, f in CONDITIONS.items()}
     report["seconds"] = round(time.time() - t0, 1)
     return report
 

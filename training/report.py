@@ -38,7 +38,8 @@ COLUMNS = [  # (metric key, header, better)
 ]
 
 
-def _fit(pred, n):
+def fit_frames(pred, n):
+    """pred cut or padded (last frame held) to n frames."""
     return pred[:n] if len(pred) >= n else np.concatenate([pred, np.repeat(pred[-1:], n - len(pred), 0)])
 
 
@@ -50,7 +51,7 @@ def shipped_predict(predictor, speaker_only=False, face_known=True, liveliness=T
         res = predictor.predict(Track(own.copy(), "own"),
                                 None if speaker_only else Track(partner.copy(), "partner"),
                                 motion, ROLE_FPS, liveliness=liveliness)
-        return _fit(res.weights, n)
+        return fit_frames(res.weights, n)
     return predict
 
 

@@ -20,13 +20,14 @@ import torch
 
 from model_runtime.channels import CHANNELS, NUM_ARKIT, index_of
 from model_runtime.config import DualTalkConfig
-from model_runtime.model_file import SHIPPED_MODEL, save_checkpoint
+from model_runtime.model_file import SHIPPED_MODEL, load_checkpoint, save_checkpoint
 from model_runtime.net import DualTalk
 from model_runtime.paths import ROOT
 
 from .conversation import SHORT_TTS, ConversationConfig
-from .dataset import ConversationWindows, WindowConfig
+from .dataset import IGNORE, ConversationWindows, WindowConfig
 from .metrics import GROUPS
+from .voices import ARPABET
 
 
 @dataclass
@@ -139,17 +140,12 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
                                windows_per_conversation=tcfg.windows_per_conversation)
     model = DualTalk(mcfg)
     if tcfg.init_checkpoint:
-        from model_runtime.model_file import load_checkpoint
-
         model.load_state_dict(load_checkpoint(tcfg.init_checkpoint)[0].state_dict())
     model = model.to(device).train()
     params = list(model.parameters())
     own_audio = {}
     phone_head = None
     if tcfg.phone_weight > 0:
-        from .dataset import IGNORE
-        from .voices import ARPABET
-
         phone_head = torch.nn.Linear(mcfg.width, len(ARPABET)).to(device)
         params += list(phone_head.parameters())
         model.joint_encoder.self_audio.register_forward_hook(lambda m, i, o: own_audio.__setitem__("x", o))

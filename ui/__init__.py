@@ -33,6 +33,29 @@ class DUET_UL_cast(bpy.types.UIList):
         row.prop(item, "mute", text="", emboss=False, icon="MUTE_IPO_ON" if item.mute else "MUTE_IPO_OFF")
 
 
+def _draw_head(col, owner):
+    """The head settings of the panel (Scene.duet) or of a cast row: same property names on both."""
+    col.prop(owner, "head_target")
+    if owner.head_target != "NONE":
+        col.prop(owner, "head_object")
+        head = owner.head_object
+        if owner.head_target == "BONE" and head is not None and head.type == "ARMATURE":
+            col.prop_search(owner, "head_bone", head.pose, "bones")
+
+
+def _draw_generate(col, wm, idname):
+    """The progress bar and Cancel while a job runs, else the big generate button. Returns whether a
+    job is running."""
+    row = col.row(align=True)
+    if wm.duet_running:
+        row.prop(wm, "duet_progress", text=wm.duet_status, slider=True)
+        row.operator("duet.cancel", text="", icon="CANCEL")
+        return True
+    row.scale_y = 1.4
+    row.operator(idname, icon="PLAY")
+    return False
+
+
 class _Base:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
@@ -59,15 +82,8 @@ class DUET_PT_main(_Base, bpy.types.Panel):
                 col.prop(s, "partner_object")
             elif s.partner_mode == "CSV":
                 col.prop(s, "partner_csv")
-        row = col.row(align=True)
-        if wm.duet_running:
-            row.prop(wm, "duet_progress", text=wm.duet_status, slider=True)
-            row.operator("duet.cancel", text="", icon="CANCEL")
-        else:
-            row.scale_y = 1.4
-            row.operator("duet.generate", icon="PLAY")
-            if wm.duet_status:
-                col.label(text=wm.duet_status)
+        if not _draw_generate(col, wm, "duet.generate") and wm.duet_status:
+            col.label(text=wm.duet_status)
 
 
 class DUET_PT_cast(_Base, bpy.types.Panel):
@@ -94,11 +110,7 @@ class DUET_PT_cast(_Base, bpy.types.Panel):
             se = context.scene.sequence_editor
             if se is not None:
                 box.prop_search(item, "voice_strip", se, scene.strips_collection_name(se))
-            box.prop(item, "head_target")
-            if item.head_target != "NONE":
-                box.prop(item, "head_object")
-                if item.head_target == "BONE" and item.head_object is not None and item.head_object.type == "ARMATURE":
-                    box.prop_search(item, "head_bone", item.head_object.pose, "bones")
+            _draw_head(box, item)
             box.prop(item, "forward_axis")
             box.prop(item, "mute")
             problem = cast.row_problem(context.scene, item, s.cast_index, s.output_mode)
@@ -106,15 +118,8 @@ class DUET_PT_cast(_Base, bpy.types.Panel):
                 box.label(text=problem, icon="ERROR")
         layout.prop(s, "cast_attention")
         layout.label(text="Every row takes the panel's Controls", icon="INFO")
-        row = layout.row(align=True)
-        if wm.duet_running:
-            row.prop(wm, "duet_progress", text=wm.duet_status, slider=True)
-            row.operator("duet.cancel", text="", icon="CANCEL")
-        else:
-            row.scale_y = 1.4
-            row.operator("duet.generate_cast", icon="PLAY")
-            if (why := cast.generate_reason(context)) is not None:  # what greys the button out
-                layout.label(text=why, icon="INFO")
+        if not _draw_generate(layout, wm, "duet.generate_cast") and (why := cast.generate_reason(context)):
+            layout.label(text=why, icon="INFO")  # what greys the button out
         row = layout.row(align=True)
         row.operator("duet.export_cast_gltf", text="glTF", icon="EXPORT")
         row.operator("duet.export_cast_fbx", text="FBX", icon="EXPORT")
@@ -157,11 +162,7 @@ class DUET_PT_controls(_Base, bpy.types.Panel):
         sub = row.row()
         sub.active = s.reduce_keys
         sub.prop(s, "reduce_tolerance")
-        col.prop(s, "head_target")
-        if s.head_target != "NONE":
-            col.prop(s, "head_object")
-            if s.head_target == "BONE" and s.head_object is not None and s.head_object.type == "ARMATURE":
-                col.prop_search(s, "head_bone", s.head_object.pose, "bones")
+        _draw_head(col, s)
         col.prop(s, "output_mode")
         col.prop(s, "add_sound_strips")
         col.prop(s, "set_frame_range")

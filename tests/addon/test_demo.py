@@ -57,7 +57,9 @@ def cast_out(tmp_path_factory):
     return out, r.stdout
 
 
-def _import(path):
+def _imported_jaw_curves(path, names):
+    """Import the .glb or .fbx into an empty 25 fps scene; each named head must be there with shape
+    keys and a jawOpen curve keyed over all FRAMES. Returns {name: that F-curve}."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps, scene.render.fps_base = 25, 1.0
@@ -65,6 +67,14 @@ def _import(path):
         bpy.ops.import_scene.gltf(filepath=str(path))
     else:
         bpy.ops.import_scene.fbx(filepath=str(path), anim_offset=0.0)
+    curves = {}
+    for name in names:
+        obj = bpy.data.objects.get(name)
+        assert obj is not None and obj.data.shape_keys is not None, (name, [o.name for o in bpy.data.objects])
+        curves[name] = fc = _shape_key_curve(obj)
+        xs = [k.co[0] for k in fc.keyframe_points]
+        assert round(max(xs) - min(xs)) + 1 == FRAMES, (name, min(xs), max(xs))
+    return curves
 
 
 def _shape_key_curve(obj, key="jawOpen"):
@@ -95,18 +105,12 @@ def test_demo_prints_steps_and_writes_everything(demo_out):
 @pytest.mark.parametrize("ext", ["glb", "fbx"])
 def test_demo_exports_carry_both_heads_animation(duet, demo_out, ext):
     out, _ = demo_out
-    _import(out / f"demo.{ext}")
-    for name in NAMES:
-        obj = bpy.data.objects.get(name)
-        assert obj is not None and obj.data.shape_keys is not None, (name, [o.name for o in bpy.data.objects])
-        fc = _shape_key_curve(obj)
-        xs = [k.co[0] for k in fc.keyframe_points]
-        assert round(max(xs) - min(xs)) + 1 == FRAMES, (name, min(xs), max(xs))
-        ys = [k.co[1] for k in fc.keyframe_points]
+    jaw = {name: [k.co[1] for k in fc.keyframe_points]
+           for name, fc in _imported_jaw_curves(out / f"demo.{ext}", NAMES).items()}
+    for name, ys in jaw.items():
         assert max(ys) - min(ys) > 0.01, f"{name}'s jaw does not move"
     # Alex speaks in the sample's first seconds: the mouth opens well
-    ys = [k.co[1] for k in _shape_key_curve(bpy.data.objects["Alex"]).keyframe_points]
-    assert max(ys) > 0.15
+    assert max(jaw["Alex"]) > 0.15
 
 
 def test_demo_blend_has_both_heads_and_voices(duet, demo_out):
@@ -181,12 +185,7 @@ def test_cast_demo_writes_everything(cast_out):
 @pytest.mark.parametrize("ext", ["glb", "fbx"])
 def test_cast_exports_carry_every_head(duet, cast_out, ext):
     out, _ = cast_out
-    _import(out / f"demo_cast.{ext}")
-    for name in CAST:
-        obj = bpy.data.objects.get(name)
-        assert obj is not None and obj.data.shape_keys is not None, (name, [o.name for o in bpy.data.objects])
-        xs = [k.co[0] for k in _shape_key_curve(obj).keyframe_points]
-        assert round(max(xs) - min(xs)) + 1 == FRAMES, (name, min(xs), max(xs))
+    _imported_jaw_curves(out / f"demo_cast.{ext}", CAST)
 
 
 def _facing_error(obj, target):

@@ -28,6 +28,19 @@ def tracks(sample):
     return {t.name: sf.read(sample.folder / f"{t.name}.wav", dtype="int16")[0] for t in sample.tracks}
 
 
+@pytest.fixture(scope="module")
+def speech(tracks, timeline):
+    """{track: per-sample bool, its person speaking (turns and backchannels)}."""
+    n = len(next(iter(tracks.values())))
+    tl = timeline["tracks"]
+    return {k: _mask(n, tl[k]["segments"] + tl[k]["backchannels"]) for k in tracks}
+
+
+def _others_speak(speech, own):
+    """Per sample: anyone but `own` speaking."""
+    return np.any([m for k, m in speech.items() if k != own], axis=0)
+
+
 def _mask(n, spans):
     m = np.zeros(n, bool)
     for s, e, *_ in spans:
@@ -52,7 +65,7 @@ def test_shipped_files(sample):
         assert (sample.folder / f"{t.name}.wav").stat().st_size < 1.3e6
 
 
-def test_levels(tracks, timeline):
+def test_levels(tracks, timeline, speech):
     """No clipping, no silent turn, and each track's own voice is well above the others' bleed."""
     n = len(next(iter(tracks.values())))
     assert abs(timeline["duration_s"] - n / SR) < 1e-2
@@ -61,13 +74,11 @@ def test_levels(tracks, timeline):
     for t in timeline["turns"]:
         seg = tracks[t["track"]][int(t["start"] * SR): int(t["end"] * SR)]
         assert _db(seg) > -40, f"turn {t['text']!r} is (nearly) silent"
-    tl = timeline["tracks"]
-    speech = {k: _mask(n, tl[k]["segments"] + tl[k]["backchannels"]) for k in tracks}
     anyone = np.any(list(speech.values()), axis=0)
+    silence = ~anyone
     for own, x in tracks.items():
         others = anyone & ~speech[own]
-        own_only = speech[own] & ~np.any([speech[k] for k in tracks if k != own], axis=0)
-        silence = ~anyone
+        own_only = speech[own] & ~_others_speak(speech, own)
         assert own_only.sum() > 5 * SR and others.sum() > 5 * SR
         own_db, bleed_db, floor_db = _db(x[own_only]), _db(x[others]), _db(x[silence])
         assert own_db > bleed_db + 10, f"{own}.wav: own voice {own_db:.1f} dB, bleed {bleed_db:.1f} dB"
@@ -75,14 +86,12 @@ def test_levels(tracks, timeline):
         assert floor_db > -90, f"{own}.wav: digital silence, no room noise"
 
 
-def test_own_voice_is_loudest_in_its_turns(tracks, timeline):
+def test_own_voice_is_loudest_in_its_turns(tracks, timeline, speech):
     """In every turn, where nobody else speaks, the speaker's own microphone is the loudest track."""
     n = len(next(iter(tracks.values())))
-    tl = timeline["tracks"]
-    speech = {k: _mask(n, tl[k]["segments"] + tl[k]["backchannels"]) for k in tracks}
     for t in timeline["turns"]:
         own = t["track"]
-        span = _mask(n, [(t["start"], t["end"])]) & ~np.any([speech[k] for k in tracks if k != own], axis=0)
+        span = _mask(n, [(t["start"], t["end"])]) & ~_others_speak(speech, own)
         assert span.sum() > 0.5 * SR, t
         levels = {k: _db(x[span]) for k, x in tracks.items()}
         loudest_other = max(v for k, v in levels.items() if k != own)
