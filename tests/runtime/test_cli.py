@@ -192,8 +192,11 @@ def test_sigterm_while_the_result_is_written_leaves_nothing(tmp_path, random_mod
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         temps = [p for p in out.parent.iterdir() if ".duet-tmp-" in p.name]
-        if temps and temps[0].stat().st_size > 0:  # the empty one is the writability probe
-            break
+        try:
+            if temps and temps[0].stat().st_size > 0:  # the empty one is the writability probe
+                break
+        except FileNotFoundError:  # the probe, removed between the listing and the stat
+            pass
         time.sleep(0.002)
     assert proc.poll() is None, "the run ended before its result was caught being written"
     proc.send_signal(signal.SIGTERM)
