@@ -21,7 +21,7 @@ class Backend:
         self.path, self.cfg, self.trained, self.info = str(path), cfg, trained, info
         self.device, self.provider, self.notes = device, provider, notes
 
-    def run(self, self_audio, partner_audio, partner_motion, motion_known):
+    def run(self, self_audio, partner_audio, partner_motion, motion_known, head_noise):
         raise NotImplementedError
 
     def describe(self):
@@ -41,8 +41,9 @@ class OnnxBackend(Backend):
         super().__init__(path, meta["config"], meta["trained"], meta["info"],
                          "cuda" if provider.startswith("CUDA") else "cpu", provider, notes)
 
-    def run(self, self_audio, partner_audio, partner_motion, motion_known):
-        feeds = dict(zip(model_file.INPUT_NAMES, (self_audio, partner_audio, partner_motion, motion_known)))
+    def run(self, self_audio, partner_audio, partner_motion, motion_known, head_noise):
+        feeds = dict(zip(model_file.INPUT_NAMES, (self_audio, partner_audio, partner_motion, motion_known,
+                                                  head_noise)))
         return self.session.run(None, feeds)[0]
 
 
@@ -113,12 +114,12 @@ class TorchBackend(Backend):
         super().__init__(path, meta["config"], meta["trained"], meta["info"], dev,
                          "torch-" + dev, notes)
 
-    def run(self, self_audio, partner_audio, partner_motion, motion_known):
+    def run(self, self_audio, partner_audio, partner_motion, motion_known, head_noise):
         torch = self.torch
         dev = self.device
         with torch.inference_mode():
             args = [torch.from_numpy(np.ascontiguousarray(a)).to(dev)
-                    for a in (self_audio, partner_audio, partner_motion, motion_known)]
+                    for a in (self_audio, partner_audio, partner_motion, motion_known, head_noise)]
             return self.model(*args).float().cpu().numpy()
 
 

@@ -360,13 +360,14 @@ def run_cast(predictor: Predictor, request: CastRequest, progress: Progress | No
             base = done_windows
             step = (lambda stage, f: progress("network", min(1.0, (base + f * len(starts)) / total))) \
                 if progress else None
+            sway = predictor.sway_for(request.seed + k, n_frames)  # member k's take, as its liveliness
             if inputs is not None:
                 own_in, partner_in = inputs.rows(k)
                 out = predictor.run_frames(own_in, partner_in, inputs.r, motion, known, n_frames, step, cancel,
-                                           starts=starts)
+                                           starts=starts, sway=sway)
             else:
                 out = predictor.network(samples[k], _partner(samples, k), motion, known, n_frames,
-                                        step, cancel, starts=starts)
+                                        step, cancel, starts=starts, sway=sway)
             done_windows += len(starts)
             return out
 

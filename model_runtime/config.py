@@ -33,7 +33,7 @@ class DualTalkConfig:
     mel_std: float = 4.0
     # Each track's log-mel shifted so its own speech sits at one reference level (features.level_offset):
     # the network then reads the voice, not how loud it was recorded. Off in models trained without it.
-    level_norm: bool = False
+    level_norm: bool = True
 
     width: int = 128  # per stream (paper: 256); 2*width after concatenation
     heads: int = 4

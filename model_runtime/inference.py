@@ -16,6 +16,7 @@ from .audio import Track, pad_to_same_length, read_span, silent_track
 from .channels import NUM_ARKIT
 from .errors import Cancelled
 from .features import LogMel, MelConfig, level_offset
+from .head_sway import SWAY_AXES, sway_noise
 from .liveliness import add_liveliness, voice_activity
 from .motion_io import Motion
 from .request import DEFAULT_FPS, DEFAULT_LIVELINESS, DEFAULT_SEED
@@ -97,9 +98,10 @@ class Predictor:
         return out
 
     def run_frames(self, self_in, partner_in, rows_per_frame, motion, known, n_frames,
-                   progress=None, cancel=None, window=None, overlap=None, starts=None):
+                   progress=None, cancel=None, window=None, overlap=None, starts=None, sway=None):
         """Windowed network pass at the internal rate -> (n_frames, 55). `starts`: run only these
-        windows of the grid (Predictor.windows); frames none of them covers come back 0."""
+        windows of the grid (Predictor.windows); frames none of them covers come back 0. sway:
+        (n_frames, 3) head-sway noise for the whole track (sway_for); None: zeros, the mean take."""
         cfg = self.cfg
         window = window or cfg.window_frames
         overlap = min(overlap or cfg.overlap_frames, window // 2)
@@ -107,6 +109,8 @@ class Predictor:
             starts = window_starts(n_frames, window, overlap)
         length = min(window, n_frames)
         r = rows_per_frame
+        if sway is None:
+            sway = np.zeros((n_frames, SWAY_AXES), np.float32)
         out = np.zeros((n_frames, cfg.num_channels), np.float32)
         wsum = np.zeros((n_frames, 1), np.float32)
         for b0 in range(0, len(starts), cfg.batch_windows):
@@ -117,7 +121,8 @@ class Predictor:
                 np.stack([self_in[s * r:(s + length) * r] for s in batch]),
                 np.stack([partner_in[s * r:(s + length) * r] for s in batch]),
                 np.stack([motion[s:s + length] for s in batch]),
-                np.stack([known[s:s + length] for s in batch]))
+                np.stack([known[s:s + length] for s in batch]),
+                np.stack([sway[s:s + length] for s in batch]))
             for s, ys in zip(batch, y):
                 w = crossfade_weights(length, overlap, s > 0, s + length < n_frames)[:, None]
                 out[s:s + length] += ys * w
@@ -127,14 +132,18 @@ class Predictor:
         out /= np.maximum(wsum, 1e-8)
         return out
 
+    def sway_for(self, seed, n_frames):
+        """The head-sway noise of a take: (n_frames, 3) at the internal rate, a function of the seed."""
+        return sway_noise(seed, n_frames, self.cfg.fps)
+
     def network(self, self_samples, partner_samples, motion, known, n_frames, progress=None, cancel=None,
-                starts=None):
+                starts=None, sway=None):
         """One network pass at the internal rate over two tracks' samples (arrays, or anything that
         slices into one): the inputs are made window by window as the pass reads them."""
         self_in, r = self._frame_rows(self_samples, n_frames)
         partner_in, _ = self._frame_rows(partner_samples, n_frames)
         return self.run_frames(self_in, partner_in, r, motion, known, n_frames, progress, cancel,
-                               starts=starts)
+                               starts=starts, sway=sway)
 
     def finish(self, internal, speaking, duration, fps, liveliness, seed, turn=None):
         """Network curves at the internal rate -> the result's curves at `fps`: liveliness (seeded),
@@ -187,7 +196,7 @@ class Predictor:
         if progress:
             progress("features", 1.0)
         internal = self.network(self_track.samples, partner_track.samples, motion, known, n_frames,
-                                progress, cancel)
+                                progress, cancel, sway=self.sway_for(seed, n_frames))
         speaking = None
         if liveliness:
             speaking = voice_activity(self_track.samples, partner_track.samples, n_frames,

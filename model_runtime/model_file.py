@@ -19,7 +19,10 @@ from .paths import ASSETS
 FORMAT = "duet-dualtalk"
 # The ONNX graph's inputs, in the network's argument order, and its output: export names them,
 # the ONNX backend feeds them (here, because neither may import the other's runtime).
-INPUT_NAMES = ("self_mel", "partner_mel", "partner_motion", "motion_known")
+INPUT_NAMES = ("self_mel", "partner_mel", "partner_motion", "motion_known", "head_noise")
+# Bumped whenever the network's inputs, outputs or meaning change; a file of another version is
+# refused in one line rather than run wrongly. 5: model v5 (seeded head-sway input, head_noise).
+FORMAT_VERSION = 5
 OUTPUT_NAMES = ("channels",)
 SHIPPED_MODEL = ASSETS / "duet_dualtalk.onnx"
 MODEL_SUFFIXES = (".onnx", ".pt")
@@ -91,8 +94,8 @@ def first_line(exc, limit=160):
 def save_checkpoint(path, model, trained, info=None):
     import torch
 
-    torch.save({"format": FORMAT, "config": json.loads(model.cfg.to_json()), "trained": bool(trained),
-                "channels": list(CHANNELS), "info": info or {}, "state_dict": model.state_dict()},
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.loads(model.cfg.to_json()),
+                "trained": bool(trained), "channels": list(CHANNELS), "info": info or {}, "state_dict": model.state_dict()},
                os.fspath(path))
 
 
@@ -115,9 +118,7 @@ def load_checkpoint(path):
         raise NoModel(f"{clip(path)}: not a Duet model checkpoint")
     if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise NoModel(f"{clip(path)}: a damaged Duet checkpoint (no config or weights)")
-    if "time_slopes" not in ckpt["config"]:  # same weights' names, different network: refuse, not guess
-        raise NoModel(f"{clip(path)}: a checkpoint from before time-aware attention (Duet model v3 or older) "
-                      "does not run in this network; use its .onnx export, or retrain with `make train`")
+    _check_version(ckpt.get("format_version"), path)
     try:
         cfg = DualTalkConfig.from_dict(ckpt["config"])
         model = DualTalk(cfg)
@@ -138,14 +139,24 @@ def _torch_reason(exc):
     return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
 
 
+def _check_version(version, path):
+    """Same weights' names can mean a different network: refuse, never guess."""
+    if version != FORMAT_VERSION:
+        was = "before format versions (Duet model v4 or older)" if version is None else f"format {version}"
+        raise NoModel(f"{clip(path)}: a Duet model from {was}; this runtime runs format {FORMAT_VERSION} "
+                      "(model v5): retrain with `make train` or use a matching Duet release")
+
+
 def onnx_metadata(cfg, trained, info):
-    return {"duet_format": FORMAT, "duet_config": cfg.to_json(), "duet_trained": json.dumps(bool(trained)),
-            "duet_channels": json.dumps(list(CHANNELS)), "duet_info": json.dumps(info or {})}
+    return {"duet_format": FORMAT, "duet_format_version": str(FORMAT_VERSION), "duet_config": cfg.to_json(),
+            "duet_trained": json.dumps(bool(trained)), "duet_channels": json.dumps(list(CHANNELS)), "duet_info": json.dumps(info or {})}
 
 
 def parse_onnx_metadata(props, path):
     if props.get("duet_format") != FORMAT:
         raise NoModel(f"{clip(path)}: not a Duet ONNX model (no duet metadata)")
+    version = props.get("duet_format_version")
+    _check_version(int(version) if version and version.isdigit() else version, path)
     try:
         return {"config": DualTalkConfig.from_json(props["duet_config"]),
                 "trained": json.loads(props.get("duet_trained", "false")) is True,

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import butter, sosfiltfilt
 
 from model_runtime.channels import CHANNELS, NUM_CHANNELS
+from model_runtime.head_sway import resample_sway, sway_noise
 from model_runtime.timebase import mask_from_segments
 
 from .voices import ARPABET_VOWELS, SR
@@ -99,7 +99,6 @@ class AnimatorConfig:
     # Head (radians); positive headPitch = chin down (a nod starts positive).
     speak_sway: tuple = (0.05, 0.04, 0.025)  # yaw, pitch, roll amplitude while speaking
     listen_sway: tuple = (0.012, 0.01, 0.006)  # a listener's own drift is small: it mostly mirrors
-    sway_band_hz: tuple = (0.1, 0.8)  # slow drift; the faster head accents are the beats below
     beat_amp: tuple = (0.02, 0.05)  # head beat on accented syllables
     beat_min_gap_s: float = 0.35
     nod_amp: tuple = (0.05, 0.12)
@@ -317,12 +316,6 @@ def mouth_curves(phones, t, cfg: AnimatorConfig, loud=None):
 # --------------------------------------------------------------------------------------------
 # Stochastic behaviour
 
-def band_noise(rng, n, rate, band, amp):
-    sos = butter(2, [band[0], band[1]], "bandpass", fs=rate, output="sos")
-    x = sosfiltfilt(sos, rng.standard_normal(n + 400))[200:200 + n]
-    return amp * x / (x.std() + 1e-9)
-
-
 def _poisson_times(rng, rate_per_min, t, refractory=0.0):
     """Event times of an inhomogeneous Poisson process (rate array per minute) on grid t."""
     dt = t[1] - t[0] if len(t) > 1 else 0.01
@@ -352,8 +345,12 @@ def _nod(t, t0, amp, hz):
     return np.where(on, amp * np.sin(2 * np.pi * hz * x) * np.exp(-x * hz * 0.8), 0.0)
 
 
-def animate(me: Person, partner: Person, n_frames, rng, cfg: AnimatorConfig = AnimatorConfig()):
-    """(n_frames, 55) float32 targets for `me` in a conversation with `partner`."""
+def animate(me: Person, partner: Person, n_frames, rng, cfg: AnimatorConfig = AnimatorConfig(), sway=None):
+    """(n_frames, 55) float32 targets for `me` in a conversation with `partner`.
+
+    sway: (n_frames, 3) head-sway noise at cfg.fps (model_runtime.head_sway.sway_noise); the network
+    is given the same noise as an input, so the random part of its head target is known to it.
+    None: drawn from `rng`."""
     n = int(np.ceil(n_frames / cfg.fps * cfg.rate)) + 2
     t = np.arange(n) / cfg.rate
     out = np.zeros((n, NUM_CHANNELS))
@@ -395,9 +392,12 @@ def animate(me: Person, partner: Person, n_frames, rng, cfg: AnimatorConfig = An
     sig = 0.3 * cfg.rate
     amp_env = gaussian_filter1d(amp_env, sig) + gaussian_filter1d((~speaking) * 1.0, sig)
     speak_w = gaussian_filter1d(speaking * 1.0, 0.3 * cfg.rate)
+    if sway is None:
+        sway = sway_noise(int(rng.integers(1 << 31)), n_frames, cfg.fps)
+    sway = resample_sway(sway, cfg.fps, t)
     for j, name in enumerate(("headYaw", "headPitch", "headRoll")):
         a = (speak_w * cfg.speak_sway[j] + (1 - speak_w) * cfg.listen_sway[j]) * expressive
-        out[:, CH[name]] = band_noise(rng, n, cfg.rate, cfg.sway_band_hz, 1.0) * a * np.maximum(amp_env, 0.3)
+        out[:, CH[name]] = sway[:, j] * a * np.maximum(amp_env, 0.3)
         out[:, CH[name]] += rng.normal(0, 0.03)  # each person's resting pose differs a little
     out[:, CH["headPitch"]] += prep_head
 

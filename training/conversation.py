@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.signal import butter, sosfilt
 
+from model_runtime.head_sway import sway_noise
 from model_runtime.timebase import frame_count
 
 from . import CACHE_DIR
@@ -46,7 +47,7 @@ from .voices import (
 SPLITS = ("train", "val", "test")
 # Part of every cache key with the config: bump it when generation code changes (tables, logic)
 # so stale conversations are never reused.
-DATA_VERSION = 10
+DATA_VERSION = 11  # 11: head sway from model_runtime.head_sway, stored with the targets
 
 
 # Short flite-only conversations with no real speech: a whole conversation in a second or two, for
@@ -100,6 +101,8 @@ class Conversation:
     targets_b: np.ndarray
     speaking_a: np.ndarray  # (T,) bool: A's own voice is active at frame i
     speaking_b: np.ndarray
+    sway_a: np.ndarray  # (T, 3) float32: the head-sway noise A's targets were made with (head_sway.py)
+    sway_b: np.ndarray
     meta: dict = field(default_factory=dict)
     fps: float = 25.0
 
@@ -112,14 +115,14 @@ class Conversation:
         # Audio as 16-bit PCM: half the disk of float32, quantisation noise far below the noise floor.
         np.savez(tmp, audio_a=to_i16(self.audio_a), audio_b=to_i16(self.audio_b), targets_a=self.targets_a,
                  targets_b=self.targets_b, speaking_a=self.speaking_a, speaking_b=self.speaking_b,
-                 meta=json.dumps(self.meta), fps=self.fps)
+                 sway_a=self.sway_a, sway_b=self.sway_b, meta=json.dumps(self.meta), fps=self.fps)
         os.replace(tmp, path)
 
     @classmethod
     def load(cls, path):
         z = np.load(path, allow_pickle=False)
         return cls(from_i16(z["audio_a"]), from_i16(z["audio_b"]), z["targets_a"], z["targets_b"], z["speaking_a"],
-                   z["speaking_b"], json.loads(str(z["meta"])), float(z["fps"]))
+                   z["speaking_b"], z["sway_a"], z["sway_b"], json.loads(str(z["meta"])), float(z["fps"]))
 
 
 def to_i16(x):
@@ -387,8 +390,9 @@ def build(rng, cfg: ConversationConfig, split="train"):
     pa = Person(ph_a, clean_a, turn_starts[0], bc[0])
     pb = Person(ph_b, clean_b, turn_starts[1], bc[1])
     anim_rng = np.random.default_rng(rng.integers(1 << 63, size=2))
-    targets_a = animate(pa, pb, T, anim_rng, cfg.animator)
-    targets_b = animate(pb, pa, T, anim_rng, cfg.animator)
+    sway_a, sway_b = (sway_noise(int(anim_rng.integers(1 << 31)), T, cfg.animator.fps) for _ in range(2))
+    targets_a = animate(pa, pb, T, anim_rng, cfg.animator, sway_a)
+    targets_b = animate(pb, pa, T, anim_rng, cfg.animator, sway_b)
     gap = cfg.animator.speech_merge_gap_s
     targets_a, targets_b = mimic(targets_a, targets_b, speaking_flags(ph_a, T, cfg.animator.fps, gap),
                                  speaking_flags(ph_b, T, cfg.animator.fps, gap), anim_rng, cfg.animator)
@@ -397,7 +401,7 @@ def build(rng, cfg: ConversationConfig, split="train"):
             "backchannels": bc, "phones_a": ph_a, "phones_b": ph_b}
     fps = cfg.animator.fps
     return Conversation(audio_a, audio_b, targets_a, targets_b, speaking_flags(ph_a, T, fps, gap),
-                        speaking_flags(ph_b, T, fps, gap), meta, fps)
+                        speaking_flags(ph_b, T, fps, gap), sway_a, sway_b, meta, fps)
 
 
 def conversation_rng(split, seed, index):

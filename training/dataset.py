@@ -5,6 +5,7 @@ Each conversation gives two characters (A with B as partner, and B with A). A wi
   self_mel (4T, 80), partner_mel (4T, 80)  log-mel of each microphone (model_runtime.features)
   partner_motion (T, 55), motion_known (T, 1)  the partner's targets, sometimes unknown
   target (T, 55), speaking (T,), partner_speaking (T,), valid (T,) (0 on padding)
+  sway (T, 3)  the head-sway noise the own targets were made with (model_runtime.head_sway)
   phones (T,) int64: the own voice's phone at each frame (index in voices.ARPABET; -100 on padding),
     for the optional phone-classification loss (TrainConfig.phone_weight)
 Training windows drop the partner's motion (whole window or a span) and sometimes the partner's
@@ -20,6 +21,7 @@ from model_runtime.features import LogMel, MelConfig, level_offset
 from model_runtime.timebase import samples_per_frame
 
 from .conversation import ConversationConfig, generate
+from .recording import degrade
 from .voices import ARPABET
 
 PHONE_INDEX = {p: i for i, p in enumerate(ARPABET)}
@@ -49,20 +51,32 @@ class WindowConfig:
     # Training windows: each track recorded this many dB quieter (uniform), as 16-bit audio: with
     # level_norm the gain cancels, the quantisation and noise floor of a quiet take do not.
     gain_db: tuple = (0.0, 0.0)
+    # Training windows: each track through a random room / with mains hum and DC this often
+    # (recording.degrade), so reverberant and humming takes are not new to the network.
+    room_prob: float = 0.0
+    mains_prob: float = 0.0
     mel: MelConfig = field(default_factory=MelConfig)
 
 
-def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0, gain_db=0.0):
+def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0, gain_db=0.0, degrade=None):
     """Log-mel frames of one window, identical to slicing the whole track's log-mel.
 
     Computed from the window's samples plus two hops of left context (LogMel centres frame k
-    on sample k*hop and pads half a window), so long conversations never need a full-track mel."""
+    on sample k*hop and pads half a window), so long conversations never need a full-track mel.
+    degrade: None, or a function of the window's samples (a room, hum); with level normalisation
+    (offset != 0) the offset moves by what it does to the window's speech level, as the runtime's
+    whole-track level of a degraded take would."""
     hop = logmel.cfg.hop_length
     per = samples_per_frame // hop
     ctx = 2 if f0 > 0 else 0
     a = f0 * samples_per_frame - ctx * hop
     b = (f0 + frames) * samples_per_frame + logmel.cfg.win_length
     chunk = audio[a:b]
+    if degrade is not None:
+        clean, chunk = chunk, degrade(chunk)
+        if offset:
+            before, after = (level_offset(x, len(x), logmel.cfg) for x in (clean, chunk))
+            offset += (after - before) if before and after else 0.0
     if gain_db:  # a quieter 16-bit recording of the same take
         g = 10 ** (gain_db / 20)
         chunk = (np.round(np.clip(chunk * g, -1, 1) * 32767) / 32767 / g).astype(np.float32)
@@ -160,10 +174,18 @@ class ConversationWindows(torch.utils.data.Dataset):
         gain, pgain = (rng.uniform(*cfg.gain_db, size=2) if rng is not None and cfg.gain_db != (0.0, 0.0)
                        else (0.0, 0.0))
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
+        rooms = [None, None]
+        if rng is not None and (cfg.room_prob > 0 or cfg.mains_prob > 0):
+            # One draw per track; each microphone has its own room and mains.
+            rooms = [lambda x, r=np.random.default_rng(rng.integers(1 << 63)): degrade(r, x, cfg.room_prob,
+                                                                                    cfg.mains_prob)
+                     for _ in range(2)]
         return {
-            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain)),
+            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain,
+                                                    rooms[0])),
             "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf,
-                                                       poff - pgain * LN_PER_DB, pgain)),
+                                                       poff - pgain * LN_PER_DB, pgain, rooms[1])),
+            "sway": torch.from_numpy(pad(c.sway_a if role == 0 else c.sway_b)),
             "partner_motion": torch.from_numpy(pm),
             "motion_known": torch.from_numpy(known),
             "target": torch.from_numpy(pad(tgt)),
@@ -171,4 +193,65 @@ class ConversationWindows(torch.utils.data.Dataset):
             "partner_speaking": torch.from_numpy(pad(pspk[:, None].astype(np.float32))[:, 0]),
             "valid": torch.from_numpy(valid),
             "phones": torch.from_numpy(phones),
+            "channels": torch.ones(len(tgt[0])),
+        }
+
+
+class FacegoodWindows(torch.utils.data.Dataset):
+    """Random 8 s windows of FACEGOOD takes (facegood.py): real speech with its real mouth, in the
+    conversation windows' format. Alone on its track: no partner audio or face, no head or phones
+    (it is Chinese; no alignment); `channels` marks the mouth channels the take's rig drives, the
+    only ones the loss compares. Level, room and mains augmentation as WindowConfig says."""
+
+    def __init__(self, names, count, seed=0, win_cfg: WindowConfig = WindowConfig(), fps=25.0):
+        from . import facegood
+
+        self.names, self.count, self.seed, self.cfg = list(names), int(count), seed, win_cfg
+        self.logmel = LogMel(win_cfg.mel)
+        self.spf = samples_per_frame(fps)
+        self.takes = []
+        for name in self.names:
+            audio, arkit, mask = facegood.load_take(name, per_take=True)
+            offset = level_offset(audio, len(audio), win_cfg.mel) if win_cfg.level_norm else 0.0
+            speaking = facegood.speaking_frames(audio, len(arkit))
+            self.takes.append((audio, arkit.astype(np.float32), mask.astype(np.float32), offset, speaking))
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, k):
+        cfg, T = self.cfg, self.cfg.frames
+        rng = np.random.default_rng([self.seed, self.epoch, k, 7])
+        audio, arkit, mask, offset, speaking = self.takes[int(rng.integers(len(self.takes)))]
+        f0 = int(rng.integers(0, max(1, len(arkit) - T + 1)))
+        n = len(arkit[f0:f0 + T])
+        valid = np.zeros(T, np.float32)
+        valid[:n] = 1.0
+        target = np.zeros((T, arkit.shape[1]), np.float32)
+        target[:n] = arkit[f0:f0 + n]
+        speak = np.zeros(T, np.float32)
+        speak[:n] = speaking[f0:f0 + n]
+        gain = rng.uniform(*cfg.gain_db) if cfg.gain_db != (0.0, 0.0) else 0.0
+        room = None
+        if cfg.room_prob > 0 or cfg.mains_prob > 0:
+            r = np.random.default_rng(rng.integers(1 << 63))
+            room = lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob)  # noqa: E731
+        silent = np.zeros(len(audio), np.float32)
+        return {
+            "self_mel": torch.from_numpy(window_mel(self.logmel, audio, f0, T, self.spf, offset - gain * LN_PER_DB,
+                                                    gain, room)),
+            "partner_mel": torch.from_numpy(window_mel(self.logmel, silent, f0, T, self.spf)),
+            "partner_motion": torch.zeros(T, arkit.shape[1]),
+            "motion_known": torch.zeros(T, 1),
+            "sway": torch.zeros(T, 3),
+            "target": torch.from_numpy(target),
+            "speaking": torch.from_numpy(speak),
+            "partner_speaking": torch.zeros(T),
+            "valid": torch.from_numpy(valid),
+            "phones": torch.full((T,), IGNORE, dtype=torch.int64),
+            "channels": torch.from_numpy(mask),
         }

@@ -25,9 +25,21 @@ from model_runtime.net import DualTalk
 from model_runtime.paths import ROOT
 
 from .conversation import SHORT_TTS, ConversationConfig
-from .dataset import IGNORE, ConversationWindows, WindowConfig
+from .dataset import IGNORE, ConversationWindows, FacegoodWindows, WindowConfig
 from .metrics import GROUPS
 from .voices import ARPABET
+
+CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
+CLOSURE_IDX = list(index_of(CLOSURE))
+BILABIALS = ("P", "B", "M")
+
+
+def bilabial_frames(phones):
+    """(B, T) float: 1 at frames whose phone is P, B or M, and one frame either side."""
+    hit = torch.zeros_like(phones, dtype=torch.float32)
+    for p in BILABIALS:
+        hit = torch.maximum(hit, (phones == ARPABET.index(p)).float())
+    return torch.nn.functional.max_pool1d(hit[:, None], 3, stride=1, padding=1)[:, 0]
 
 
 @dataclass
@@ -58,12 +70,24 @@ class TrainConfig:
     # Lip shapes (press, roll, funnel, pucker) move a few tenths where the jaw moves a whole unit, so
     # squared error lets the network settle for muted lips. channel_boost > 1: each weight channel's
     # error is scaled by jaw std / its own std (measured on training windows), at most this much.
-    channel_boost: float = 1.0
+    # v4 (1.0) gave closure channels a fifth of the animator's spread on real speech; 4 brings rounding
+    # up (measured in a fine-tune: funnel spread 0.34 -> 0.57).
+    channel_boost: float = 4.0
     # Phone classification from the own audio features (cross-entropy against the alignments'
     # phones, a training-only linear probe): makes the audio pathway phonetic, so P/B/M can close the
     # lips. 0 = off.
-    phone_weight: float = 0.0
+    phone_weight: float = 0.5
+    # A lip closure lasts 2-3 frames of a conversation's thousands: squared error shaves it off. On
+    # frames whose phone is P, B or M (and one frame either side) the closure channels' error weighs
+    # this much more. 1 = off.
+    bilabial_weight: float = 4.0
     gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
+    room_prob: float = 0.3  # with level_norm: a window's track through a random room (recording.degrade)
+    mains_prob: float = 0.2  # ... with mains hum and a DC offset
+    # Real mouths: this share of each epoch's windows are FACEGOOD takes (real speech with its real,
+    # artist-solved mouth; the held-out takes never), supervising only the mouth channels that rig
+    # drives (facegood.load_take's per-take mask). 0 = off, or when the data is absent.
+    facegood_fraction: float = 0.1
     init_checkpoint: str = ""  # start from these weights (experiments); empty: from scratch
     loader_workers: int = 1
     log_every: int = 50
@@ -77,7 +101,8 @@ def tiny_preset():
     conv = ConversationConfig(**SHORT_TTS)
     tcfg = TrainConfig(train_conversations=2, test_conversations=2, fidelity_conversations=0,
                        windows_per_conversation=2, batch_size=2,
-                       max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv)
+                       max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv,
+                       facegood_fraction=0.0)
     mcfg = DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1)
     return tcfg, mcfg, ROOT / "out" / "train-tiny"  # a check never replaces the shipped model
 
@@ -102,10 +127,20 @@ def channel_scale(data, tcfg, n_windows=160):
     return scale
 
 
-def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
+def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bilabial=None):
     """Per-group masked MSE + velocity MSE. pred/target (B, T, 55), valid and speaking (B, T);
-    the expression groups' listening frames (speaking == 0) weigh tcfg.listen_weight."""
+    the expression groups' listening frames (speaking == 0) weigh tcfg.listen_weight. channels
+    (B, 55): which channels each window supervises (None: all). bilabial (B, T): frames at P/B/M,
+    where the closure channels weigh tcfg.bilabial_weight."""
     p, t = pred * scale, target * scale
+    if channels is not None or bilabial is not None:
+        w = torch.ones_like(p)
+        if bilabial is not None and tcfg.bilabial_weight != 1:
+            w[..., CLOSURE_IDX] = 1 + (tcfg.bilabial_weight - 1) * bilabial[..., None]
+        if channels is not None:
+            w = w * channels[:, None, :]
+        root = w.sqrt()  # the squared errors below then carry w
+        p, t = p * root, t * root
     m = valid[..., None]
     denom = m.sum().clamp_min(1.0)
     listen_m = m if speaking is None else m * (1 + (tcfg.listen_weight - 1) * (1 - speaking[..., None]))
@@ -118,6 +153,20 @@ def loss_fn(pred, target, valid, tcfg, scale, speaking=None):
     parts["velocity"] = (dv ** 2 * vm).sum() / (vm.sum().clamp_min(1.0) * p.shape[-1])
     total = sum(tcfg.group_weights[g] * parts[g] for g in GROUPS) + tcfg.velocity_weight * parts["velocity"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def facegood_windows(tcfg, win_cfg, n_conversation_windows, log=print):
+    """FACEGOOD's training takes as windows, tcfg.facegood_fraction of an epoch; None when off or absent."""
+    from . import facegood
+
+    if tcfg.facegood_fraction <= 0:
+        return None
+    if not facegood.available():
+        log(f"FACEGOOD data not found at {facegood.DATA}: training without real mouths")
+        return None
+    names = [t for t in facegood.takes() if t not in facegood.HELD_OUT]
+    count = max(1, round(n_conversation_windows * tcfg.facegood_fraction / (1 - tcfg.facegood_fraction)))
+    return FacegoodWindows(names, count, tcfg.seed, win_cfg)
 
 
 def lr_at(step, tcfg, total_steps):
@@ -133,11 +182,15 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     np.random.seed(tcfg.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.set_num_threads(os.cpu_count() or 2)  # the loader worker is light (FFTs of one batch)
-    data = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
-                               win_cfg=WindowConfig(frames=mcfg.window_frames, level_norm=mcfg.level_norm,
-                                                    gain_db=tcfg.gain_db if mcfg.level_norm else (0.0, 0.0)),
-                               train=True,
-                               windows_per_conversation=tcfg.windows_per_conversation)
+    augment = mcfg.level_norm  # level, room and mains augmentation only where the features normalise level
+    win_cfg = WindowConfig(frames=mcfg.window_frames, level_norm=mcfg.level_norm,
+                           gain_db=tcfg.gain_db if augment else (0.0, 0.0),
+                           room_prob=tcfg.room_prob if augment else 0.0, mains_prob=tcfg.mains_prob if augment else 0.0)
+    windows = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
+                                  win_cfg=win_cfg, train=True,
+                                  windows_per_conversation=tcfg.windows_per_conversation)
+    real_mouths = facegood_windows(tcfg, win_cfg, len(windows), log)
+    data = windows if real_mouths is None else torch.utils.data.ConcatDataset([windows, real_mouths])
     model = DualTalk(mcfg)
     if tcfg.init_checkpoint:
         model.load_state_dict(load_checkpoint(tcfg.init_checkpoint)[0].state_dict())
@@ -150,21 +203,24 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
         params += list(phone_head.parameters())
         model.joint_encoder.self_audio.register_forward_hook(lambda m, i, o: own_audio.__setitem__("x", o))
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    scale = channel_scale(data, tcfg).to(device)
+    scale = channel_scale(windows, tcfg).to(device)
     scale[index_of(("headYaw", "headPitch", "headRoll"))] = 1.0 / tcfg.head_scale_rad
     t0, step, epoch, stop_reason = time.time(), 0, 0, "max_steps"
     history = []
     while step < tcfg.max_steps:
-        data.set_epoch(epoch)
+        windows.set_epoch(epoch)
         loader = torch.utils.data.DataLoader(data, batch_size=tcfg.batch_size, shuffle=True, drop_last=True,
                                              num_workers=tcfg.loader_workers,
                                              generator=torch.Generator().manual_seed(tcfg.seed + epoch))
+        if real_mouths is not None:
+            real_mouths.set_epoch(epoch)
         for batch in loader:
             b = {k: v.to(device) for k, v in batch.items()}
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, tcfg, tcfg.max_steps)
-            pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"])
-            loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale, b["speaking"])
+            pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"], b["sway"])
+            loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale, b["speaking"], b["channels"],
+                                  bilabial_frames(b["phones"]))
             if phone_head is not None:
                 logits = phone_head(own_audio.pop("x"))  # (B, T, phones)
                 ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(),
@@ -173,7 +229,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
                 parts["phones"] = float(ce.detach())
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
             opt.step()
             step += 1
             if step % tcfg.log_every == 0 or step == 1:

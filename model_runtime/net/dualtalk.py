@@ -17,12 +17,13 @@ class DualTalk(nn.Module):
         self.interaction = DualSpeakerInteraction(cfg)
         self.synthesis = ExpressiveSynthesis(cfg)
 
-    def forward(self, self_audio, partner_audio, partner_motion, motion_known):
+    def forward(self, self_audio, partner_audio, partner_motion, motion_known, head_noise):
         """self_audio, partner_audio: (B, 4T, n_mels) log-mel (or (B, N) wave for wav2vec2);
-        partner_motion: (B, T, 55); motion_known: (B, T, 1) 1 where the partner's face is known.
+        partner_motion: (B, T, 55); motion_known: (B, T, 1) 1 where the partner's face is known;
+        head_noise: (B, T, 3) seeded sway noise (head_sway.sway_noise; zeros: the mean take).
         Returns (B, T, 55)."""
         a_self, a_partner, m_partner = self.joint_encoder(self_audio, partner_audio, partner_motion,
                                                           motion_known)
         partner = self.temporal_enhancer(a_partner, m_partner)
         context = self.interaction(a_self, partner)
-        return self.synthesis(a_self, context)
+        return self.synthesis(a_self, context, head_noise)

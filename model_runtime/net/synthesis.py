@@ -1,4 +1,9 @@
-"""Expressive synthesis module: transformer decoder, adaptive modulation, linear head."""
+"""Expressive synthesis module: transformer decoder, adaptive modulation, linear head.
+
+The head angles are mu + sigma * z: mu and sigma from the decoder (the voice sets where the head
+goes and how much it sways), z the seeded band-limited sway noise (model_runtime/head_sway.py).
+A squared-error network given no z learns the mean of the sway, a still head; given z, the
+training target is a function of its inputs again and the sway keeps its full size."""
 
 import torch
 from torch import nn
@@ -20,11 +25,12 @@ class ExpressiveSynthesis(nn.Module):
         self.modulation = nn.Linear(d, d)
         self.alpha = cfg.modulation_alpha
         self.head = nn.Linear(d, cfg.num_channels)
+        self.sway = nn.Linear(d, 3)  # sigma per head axis, in head units, before softplus
         self.num_weights, self.max_angle = cfg.num_weights, cfg.max_head_angle
         self.head_unit = cfg.head_unit_rad  # one unit of the linear head's output = this many radians
 
-    def forward(self, own_audio, context):
-        # (B, T, W), (B, T, 2W) -> (B, T, 55): weights in [0, 1], head angles in radians
+    def forward(self, own_audio, context, head_noise):
+        # (B, T, W), (B, T, 2W), (B, T, 3) -> (B, T, 55): weights in [0, 1], head angles in radians
         x = self.position(self.query(own_audio))
         for block in self.blocks:
             x = block(x, context)
@@ -32,5 +38,6 @@ class ExpressiveSynthesis(nn.Module):
         x = x + self.alpha * torch.sigmoid(self.modulation(x))  # adaptive modulation (paper)
         y = self.head(x)
         weights = torch.sigmoid(y[..., :self.num_weights])
-        head = torch.tanh(y[..., self.num_weights:] * (self.head_unit / self.max_angle)) * self.max_angle
+        head = y[..., self.num_weights:] + torch.nn.functional.softplus(self.sway(x)) * head_noise  # head units
+        head = torch.tanh(head * (self.head_unit / self.max_angle)) * self.max_angle
         return torch.cat([weights, head], dim=-1)

@@ -57,19 +57,21 @@ def _inputs(pred, seconds, seed):
 def test_windowed_run_equals_a_single_pass_when_the_clip_fits(backends):
     pred = Predictor(backends[0])
     self_in, partner_in, r, motion, known, n = _inputs(pred, 6.0, 3)  # 150 frames < 200
-    single = backends[0].run(self_in[None], partner_in[None], motion[None], known[None])[0]
-    windowed = pred.run_frames(self_in, partner_in, r, motion, known, n)
+    sway = pred.sway_for(0, n)
+    single = backends[0].run(self_in[None], partner_in[None], motion[None], known[None], sway[None])[0]
+    windowed = pred.run_frames(self_in, partner_in, r, motion, known, n, sway=sway)
     np.testing.assert_allclose(windowed, single, atol=1e-6)
 
 
 def test_no_seam_at_window_joins(backends):
     pred, run = Predictor(backends[0]), backends[0].run
     self_in, partner_in, r, motion, known, n = _inputs(pred, 40.0, 5)  # 1000 frames
-    single = run(self_in[None], partner_in[None], motion[None], known[None])[0]  # one pass, no joins
-    faded = pred.run_frames(self_in, partner_in, r, motion, known, n, window=200, overlap=40)
+    sway = pred.sway_for(0, n)
+    single = run(self_in[None], partner_in[None], motion[None], known[None], sway[None])[0]  # one pass, no joins
+    faded = pred.run_frames(self_in, partner_in, r, motion, known, n, window=200, overlap=40, sway=sway)
     # Control: the same windows butted together without cross-fade, the seam a naive runner leaves.
     hard = np.concatenate([run(self_in[None, s * r:(s + 160) * r], partner_in[None, s * r:(s + 160) * r],
-                               motion[None, s:s + 160], known[None, s:s + 160])[0]
+                               motion[None, s:s + 160], known[None, s:s + 160], sway[None, s:s + 160])[0]
                            for s in range(0, 960, 160)])
     joins = range(160, 960, 160)
     # Windows see less context than the single pass, so they differ from it; a seam is a sudden
@@ -134,14 +136,22 @@ def test_head_channels_are_radians_at_the_graph_edges():
         synth.head.weight.zero_()
         synth.head.bias.zero_()
         synth.head.bias[cfg.num_weights:] = 1.0  # one head unit before the bound
-        out = synth(torch.randn(1, 10, cfg.width), torch.randn(1, 10, 2 * cfg.width))
+        own, context = torch.randn(1, 10, cfg.width), torch.randn(1, 10, 2 * cfg.width)
+        out = synth(own, context, torch.zeros(1, 10, 3))
+        # The sway: sigma = softplus(0) = log 2 head units per unit of z, added before the bound.
+        synth.sway.weight.zero_()
+        synth.sway.bias.zero_()
+        z = torch.linspace(-2, 2, 30).reshape(1, 10, 3)
+        swayed = synth(own, context, z)[0, :, cfg.num_weights:]
     head = out[0, :, cfg.num_weights:]
-    expected = cfg.max_head_angle * np.tanh(cfg.head_unit_rad / cfg.max_head_angle)
-    assert torch.allclose(head, torch.full_like(head, expected), atol=1e-6)
+    bound = lambda units: cfg.max_head_angle * np.tanh(units * cfg.head_unit_rad / cfg.max_head_angle)
+    assert torch.allclose(head, torch.full_like(head, bound(1.0)), atol=1e-6)
+    assert torch.allclose(swayed, bound(1.0 + np.log(2.0) * z[0]).float(), atol=1e-6)
 
 
-def test_a_checkpoint_from_before_time_aware_attention_is_refused(random_model, tmp_path):
-    """Its weights have the same names and would load silently into a different network."""
+@pytest.mark.parametrize("version, says", [(None, "before format versions"), (4, "format 4"), (6, "format 6")])
+def test_a_checkpoint_of_another_format_version_is_refused(random_model, tmp_path, version, says):
+    """Its weights may have the same names and would load silently into a different network."""
     import torch
 
     from model_runtime.errors import NoModel
@@ -149,8 +159,27 @@ def test_a_checkpoint_from_before_time_aware_attention_is_refused(random_model, 
 
     ckpt = torch.load(random_model.with_suffix(".pt"), weights_only=False)
     load_checkpoint(random_model.with_suffix(".pt"))  # today's loads
-    del ckpt["config"]["time_slopes"], ckpt["config"]["head_unit_rad"]
-    old = tmp_path / "v3.pt"
+    if version is None:
+        del ckpt["format_version"]
+    else:
+        ckpt["format_version"] = version
+    old = tmp_path / "old.pt"
     torch.save(ckpt, old)
-    with pytest.raises(NoModel, match=r"v3\.pt: a checkpoint from before time-aware attention"):
+    with pytest.raises(NoModel, match=rf"old\.pt: a Duet model from {says}.*; this runtime runs format 5") as err:
         load_checkpoint(old)
+    assert "\n" not in str(err.value)
+
+
+def test_an_onnx_model_of_another_format_version_is_refused(random_model, tmp_path):
+    import onnx
+
+    from model_runtime.backends import OnnxBackend
+    from model_runtime.errors import NoModel
+
+    proto = onnx.load(str(random_model))
+    for prop in proto.metadata_props:
+        if prop.key == "duet_format_version":
+            prop.value = "4"
+    onnx.save(proto, str(tmp_path / "v4.onnx"))
+    with pytest.raises(NoModel, match=r"v4\.onnx: a Duet model from format 4"):
+        OnnxBackend(tmp_path / "v4.onnx", "cpu")

@@ -144,14 +144,14 @@ def test_listener_echoes_partner_smile_later_but_not_while_speaking():
 
 def test_listener_mirrors_partner_head_posture_closely():
     """A listener follows the speaker's slow head drift (what head rPCC measures), not its jiggle."""
-    from training.animator import band_noise, mimic
+    from model_runtime.head_sway import sway_noise
+    from training.animator import mimic
 
     T, fps = 1500, 25.0
-    rng = np.random.default_rng(1)
     a = np.zeros((T, 55), np.float32)
     b = np.zeros((T, 55), np.float32)
-    for k in ("headYaw", "headPitch", "headRoll"):
-        b[:, CH[k]] = band_noise(rng, T, fps, (0.1, 0.8), 0.05)
+    for j, k in enumerate(("headYaw", "headPitch", "headRoll")):
+        b[:, CH[k]] = sway_noise(1, T, fps)[:, j] * 0.05
     a2, _ = mimic(a, b, np.zeros(T, bool), np.ones(T, bool), np.random.default_rng(0))
     for k in ("headYaw", "headPitch", "headRoll"):
         x, y = a2[:, CH[k]], b[:, CH[k]]

@@ -34,7 +34,8 @@ def test_windows_feed_dualtalk(tmp_path, monkeypatch):
     assert batch["motion_known"].shape == (2, 100, 1) and batch["target"].shape == (2, 100, 55)
     net = DualTalk(DualTalkConfig()).eval()
     with torch.no_grad():
-        out = net(batch["self_mel"], batch["partner_mel"], batch["partner_motion"], batch["motion_known"])
+        out = net(batch["self_mel"], batch["partner_mel"], batch["partner_motion"], batch["motion_known"],
+                  batch["sway"])
     assert out.shape == (2, 100, 55)
     # Deterministic for a given epoch, different across epochs.
     a, b = ds[0], ds[0]

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from train_helpers import needs_flite
 
@@ -47,7 +48,7 @@ def test_a_few_steps_fit_one_batch():
     mel = torch.randn(b, 4 * t, 80) * 4 - 6
     target = torch.rand(b, t, 55) * 0.5
     target[..., 52:] = 0.0
-    batch = (mel, mel.flip(1), torch.rand(b, t, 55), torch.ones(b, t, 1))
+    batch = (mel, mel.flip(1), torch.rand(b, t, 55), torch.ones(b, t, 1), torch.randn(b, t, 3))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     tcfg = TrainConfig()
     losses = []
@@ -83,3 +84,25 @@ def test_make_train_end_to_end_on_the_tiny_preset(tmp_path):
     assert meta["trained"] is True and meta["model"] == str(onnx), meta
     _, ckpt = load_checkpoint(onnx.with_suffix(".pt"))
     assert ckpt["config"].width == 32 and ckpt["info"]["steps"] == 3
+
+
+def test_masked_channels_and_bilabial_frames_weigh_as_told():
+    from training.train import ARPABET, CLOSURE_IDX, bilabial_frames
+
+    b, t = 2, 10
+    target = torch.zeros(b, t, 55)
+    pred = torch.zeros(b, t, 55)
+    pred[..., CLOSURE_IDX[0]] = 0.5  # an error on mouthClose only
+    tcfg = TrainConfig(bilabial_weight=5.0, velocity_weight=0.0, channel_boost=1.0)
+    valid, speaking, ones = torch.ones(b, t), torch.ones(b, t), torch.ones(55)
+    base, _ = loss_fn(pred, target, valid, tcfg, ones, speaking)
+    phones = torch.full((b, t), ARPABET.index("AA"))
+    phones[:, 4] = ARPABET.index("M")
+    bil = bilabial_frames(phones)
+    assert bil[0].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
+    weighted, _ = loss_fn(pred, target, valid, tcfg, ones, speaking, bilabial=bil)
+    assert float(weighted) == pytest.approx(float(base) * (7 + 3 * 5) / 10, rel=1e-5)
+    mask = torch.ones(b, 55)
+    mask[:, CLOSURE_IDX[0]] = 0  # a window that does not supervise mouthClose
+    masked, _ = loss_fn(pred, target, valid, tcfg, ones, speaking, channels=mask)
+    assert float(masked) == 0.0
