@@ -101,7 +101,8 @@ class DuetSettings(bpy.types.PropertyGroup):
                              description="Add seeded blinks, gaze shifts and idle head sway on top of the "
                                          f"network (random by nature: a network cannot predict them){EVERY}")
     seed: IntProperty(name="Seed", default=DEFAULT_SEED, min=0, description="Another seed gives another take of "
-                                                                 "blinks and gaze; the same seed, the same take "
+                                                                 "head sway, blinks and gaze (never the mouth); "
+                                                                 "the same seed, the same take "
                                                                  "(a cast's row k takes seed + k)")
     reduce_keys: BoolProperty(name="Reduce keys", default=False,
                               description="Keep only the keys needed to stay within the tolerance")

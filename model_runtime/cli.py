@@ -112,7 +112,7 @@ def build_parser():
     p.add_argument("--liveliness", default=on_off, choices=["on", "off"],
                    help=f"add seeded blinks, gaze shifts and idle head sway (default {on_off})")
     p.add_argument("--seed", type=_whole, default=DEFAULT_SEED,
-                   help="seed of the liveliness layer (same seed, same result)")
+                   help="seed of the head sway and the liveliness layer (same seed, same result; never the mouth)")
     _add_model_args(p)
     c = sub.add_parser("cast", help="any number of voice tracks -> one result per character (DIR/NAME.npz)")
     c.add_argument("--voice", action="append", required=True, metavar="NAME=PATH",
@@ -121,7 +121,7 @@ def build_parser():
                    help="positions file (JSON): where each character sits and faces (default: a circle)")
     c.add_argument("--fps", type=_number, default=DEFAULT_FPS, help="output frame rate, e.g. 24, 29.97, 60")
     c.add_argument("--seed", type=_whole, default=DEFAULT_SEED,
-                   help="seed of the liveliness and attention takes (character k uses seed + k)")
+                   help="seed of the head sway, liveliness and attention takes (character k uses seed + k)")
     c.add_argument("--liveliness", default=on_off, choices=["on", "off"],
                    help=f"add seeded blinks, gaze shifts and idle head sway (default {on_off})")
     att = "on" if DEFAULT_ATTENTION else "off"

@@ -95,7 +95,8 @@ def save_checkpoint(path, model, trained, info=None):
     import torch
 
     torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "config": json.loads(model.cfg.to_json()),
-                "trained": bool(trained), "channels": list(CHANNELS), "info": info or {}, "state_dict": model.state_dict()},
+                "trained": bool(trained), "channels": list(CHANNELS), "info": info or {},
+                "state_dict": model.state_dict()},
                os.fspath(path))
 
 
@@ -149,7 +150,8 @@ def _check_version(version, path):
 
 def onnx_metadata(cfg, trained, info):
     return {"duet_format": FORMAT, "duet_format_version": str(FORMAT_VERSION), "duet_config": cfg.to_json(),
-            "duet_trained": json.dumps(bool(trained)), "duet_channels": json.dumps(list(CHANNELS)), "duet_info": json.dumps(info or {})}
+            "duet_trained": json.dumps(bool(trained)), "duet_channels": json.dumps(list(CHANNELS)),
+            "duet_info": json.dumps(info or {})}
 
 
 def parse_onnx_metadata(props, path):

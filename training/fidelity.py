@@ -170,6 +170,21 @@ def fidelity(preds, roles):
     return out
 
 
+OTHER_TAKE = 17  # the second take's seed, relative to the first
+
+
+def two_takes(first, second, roles):
+    """How two seeds' takes of the network (no liveliness) differ: the head's correlation between them
+    and each take's head spread while speaking; the largest difference of any blendshape (z moves only
+    the head, so the mouth must be identical)."""
+    h = index_of(HEAD)
+    sp = np.concatenate([r.speaking for r in roles])
+    a, b = np.concatenate(first), np.concatenate(second)
+    return {"head_r": float(np.mean([pearson(a[sp, j], b[sp, j]) for j in h])),
+            "head_speak": [head_spread(a, sp), head_spread(b, sp)],
+            "weights_max_diff": float(np.abs(a[:, :h[0]] - b[:, :h[0]]).max())}
+
+
 def sync(preds, roles):
     """Lip sync r(jawOpen) and leakage, each averaged over the roles: all the recording conditions report."""
     return {"lipsync": float(np.nanmean([lipsync(p, r.targets, r.speaking) for p, r in zip(preds, roles)])),
@@ -239,17 +254,19 @@ def evaluate(onnx_path, conversations=12, seed=0, conditions=True, log=print):
         f"{minutes:.1f} min) in {time.time() - t0:.0f} s")
     roles = [r for c in convs for r in roles_of(c)]
 
-    def run(transform=None, liveliness=True):
+    def run(transform=None, liveliness=True, take=seed):
         preds = []
         for c in convs:
             a, b = (c.audio_a, c.audio_b) if transform is None else (transform(c.audio_a), transform(c.audio_b))
-            preds += conversation_mode(predictor, a, b, c.n_frames, seed, liveliness)
+            preds += conversation_mode(predictor, a, b, c.n_frames, take, liveliness)
         return preds
 
     report = {"conversations": len(convs), "minutes": minutes,
               "voices": sorted({v for c in convs for v in c.meta["voices"]})}
     report["as_recorded"] = fidelity(run(), roles)
-    report["network_only"] = fidelity(run(liveliness=False), roles)
+    alone = run(liveliness=False)
+    report["network_only"] = fidelity(alone, roles)
+    report["seeds"] = two_takes(alone, run(liveliness=False, take=seed + OTHER_TAKE), roles)
     if conditions:
         report["conditions"] = {name: sync(run(f), roles) for name, f in CONDITIONS.items()}
     report["seconds"] = round(time.time() - t0, 1)
@@ -272,7 +289,13 @@ def format_report(rep):
               f" (network alone {rep['network_only']['head_speak_net']:.3f})",
               f"head spread listening: network {f['head_listen_net']:.3f} rad, animator "
               f"{f['head_listen_animator']:.3f} (network alone {rep['network_only']['head_listen_net']:.3f})",
-              "", "| target | value | wanted | |", "|---|---|---|---|"]
+              ]
+    if "seeds" in rep:
+        s = rep["seeds"]
+        lines.append(f"two seeds (network alone): head r between the takes {s['head_r']:.2f}, head spread speaking "
+                     f"{s['head_speak'][0]:.3f} and {s['head_speak'][1]:.3f} rad; largest blendshape difference "
+                     f"{s['weights_max_diff']:.1g}")
+    lines += ["", "| target | value | wanted | |", "|---|---|---|---|"]
     for label, v, want, ok in targets_check(f):
         lines.append(f"| {label} | {v:.2f} | {want} | {'met' if ok else 'NOT met'} |")
     if "conditions" in rep:

@@ -127,7 +127,42 @@ def fidelity_lines(rep):
             "", format_report(rep), ""]
 
 
-def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None):
+def facegood_lines(rep, tcfg):
+    """The card's FACEGOOD section from a training.facegood report (None: not measured)."""
+    from .facegood import format_report
+
+    if rep is None:
+        return []
+    used = (f"The other takes were {tcfg.facegood_fraction:.0%} of the training windows, supervising only the "
+            "mouth channels the rig drives (a masked loss)." if tcfg.facegood_fraction > 0
+            else "No FACEGOOD take was used in training.")
+    return ["## Real mouth: FACEGOOD (held out)", "",
+            "FACEGOOD Audio2Face's recording (MIT; one speaker reading Chinese, her mouth animated by an artist "
+            "from video of the same session), mapped to ARKit by FACEGOOD's own table (`training/facegood.py`). "
+            f"{used} The network as shipped (no partner, liveliness off) against the real mouth over the frames "
+            "where she speaks (`python -m training.facegood`). It checks mouth shapes on real, non-English "
+            "speech, not English lip sync or listening.", "", format_report(rep), ""]
+
+
+def _sampling_lines(fidelity):
+    """What is sampled and what is predicted, with the two-seed numbers when measured."""
+    seeds = (fidelity or {}).get("seeds")
+    numbers = (f" On held-out real speech two seeds' heads correlate at r {seeds['head_r']:.2f} (speaking spread "
+               f"{seeds['head_speak'][0]:.3f} and {seeds['head_speak'][1]:.3f} rad) and no blendshape differs by "
+               f"more than {seeds['weights_max_diff']:.1g}." if seeds else "")
+    return ["## What is predicted and what is sampled", "",
+            "- Predicted from the voices (and the partner's face): every blendshape, and the head's mean path "
+            "mu: nods at the partner's phrase ends, beats on accents, turn-start lifts, posture mirroring. The "
+            "same audio gives the same mouth for any seed.",
+            "- Sampled from the seed: the head's slow sway. The network outputs head = mu + sigma · z, where z is "
+            "band-limited noise (0.1–0.8 Hz, three axes, unit size; `model_runtime/head_sway.py`) drawn from the "
+            "job's seed and sigma is predicted from the voice (large while speaking loudly, small while "
+            "listening). The training animator drew its sway from the same generator and the network was given "
+            "that noise, so it learned sigma exactly instead of averaging the sway away. Blinks and gaze "
+            f"shifts come from the runtime's seeded liveliness layer.{numbers}", ""]
+
+
+def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None, facegood=None):
     import os
 
     def fmt(v):
@@ -136,9 +171,11 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None)
     lines = ["# Duet model card — `duet_dualtalk`", "",
              "**What it is:** a small DualTalk-style network (joint encoder, cross-modal temporal enhancer, "
              "interaction module, expressive synthesis; attention with a time-distance bias; log-mel audio "
-             "encoders) trained from scratch **by this project on synthetic conversations**. It is not the "
-             "DualTalk paper's model or weights, and it has never seen a real human conversation with "
-             "ground-truth facial capture.", "",
+             "encoders) trained from scratch **by this project on synthetic conversations**"
+             + (" (and, for the mouth channels only, minutes of one real speaker's artist-solved mouth)"
+                if tcfg.facegood_fraction > 0 else "")
+             + ". It is not the DualTalk paper's model or weights, and it has never seen a real human "
+             "conversation with ground-truth facial capture.", "",
              f"- File: `{os.path.basename(onnx_path)}` ({os.path.getsize(onnx_path) / 1e6:.1f} MB), its torch "
              "checkpoint beside it. Output: 52 ARKit weights + head yaw/pitch/roll (radians), 25 fps inside, "
              "resampled to any fps.",
@@ -160,7 +197,15 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None)
              f"{train_info.get('minutes', '?')} min on {train_info.get('device', '?')}, stopped by "
              f"{train_info.get('stop', '?')}; batch {tcfg.batch_size} × 8 s windows, AdamW lr {tcfg.lr}, "
              "cosine schedule; loss = per-group MSE (mouth+jaw, eyes+brows, head) + velocity MSE (DualTalk), "
-             f"with the expression groups' listening frames weighted {tcfg.listen_weight}×.",
+             f"with the expression groups' listening frames weighted {tcfg.listen_weight}×; each lip channel's "
+             f"error scaled up to jaw std / its std (at most {tcfg.channel_boost}×); the closure channels' error at "
+             f"P/B/M frames weighted {tcfg.bilabial_weight}×; a phone-classification loss on the own-voice "
+             f"features (weight {tcfg.phone_weight}, a training-only probe against the alignments).",
+             f"- Recordings: each track's log-mel normalised to its own speech level; training windows recorded "
+             f"{0.0 - max(tcfg.gain_db):.0f}–{0.0 - min(tcfg.gain_db):.0f} dB quieter as 16-bit audio, through a random room "
+             f"({tcfg.room_prob:.0%} of tracks) and with mains hum and DC ({tcfg.mains_prob:.0%}).",
+             f"- Real mouths: {tcfg.facegood_fraction:.0%} of windows are FACEGOOD takes (below), mouth channels "
+             "only." if tcfg.facegood_fraction > 0 else "- No real mouth capture used in training.",
              "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "
              "model serves \"partner face unknown\" and \"no partner track\".", "",
              f"## Scores on {tcfg.test_conversations} held-out test conversations (both characters each)", "",
@@ -186,7 +231,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None)
               "statistically; it will not invent behaviour the animator never made.",
               "- Tongue, cheek puff and nose sneer are rarely driven by the targets and stay near rest.",
               "- Eye gaze is expressed through the eyeLook* blendshapes only; no eye rotation channels.",
-              *_head_notes(table, comparisons, fmt), "", *fidelity_lines(fidelity)]
+              *_head_notes(table, comparisons, fmt), "", *_sampling_lines(fidelity), *fidelity_lines(fidelity),
+              *facegood_lines(facegood, tcfg)]
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
 
@@ -222,7 +268,15 @@ def evaluate_and_write_card(onnx_path, tcfg, card_path, log=print):
         from .fidelity import evaluate
 
         fidelity = evaluate(onnx_path, tcfg.fidelity_conversations, tcfg.seed, log=log)
-    write_card(card_path, table, data_summary(tcfg, test), info, tcfg, onnx_path, fidelity)
+    facegood_rep = None
+    if tcfg.facegood_check:
+        from . import facegood
+
+        if facegood.available():
+            facegood_rep = facegood.evaluate(onnx_path)
+        else:
+            log(f"FACEGOOD data not found at {facegood.DATA}: the card has no real-mouth check")
+    write_card(card_path, table, data_summary(tcfg, test), info, tcfg, onnx_path, fidelity, facegood_rep)
     for row in checks(table):
         log(f"{'met' if row[3] else 'NOT met'}: {row[0]}: {row[1]:.3f} vs {row[2]:.3f}")
     return table

@@ -88,6 +88,7 @@ class TrainConfig:
     # artist-solved mouth; the held-out takes never), supervising only the mouth channels that rig
     # drives (facegood.load_take's per-take mask). 0 = off, or when the data is absent.
     facegood_fraction: float = 0.1
+    facegood_check: bool = True  # the card's held-out FACEGOOD check (facegood.HELD_OUT)
     init_checkpoint: str = ""  # start from these weights (experiments); empty: from scratch
     loader_workers: int = 1
     log_every: int = 50
@@ -102,7 +103,7 @@ def tiny_preset():
     tcfg = TrainConfig(train_conversations=2, test_conversations=2, fidelity_conversations=0,
                        windows_per_conversation=2, batch_size=2,
                        max_steps=3, warmup_steps=1, loader_workers=0, log_every=1, conversation=conv,
-                       facegood_fraction=0.0)
+                       facegood_fraction=0.0, facegood_check=False)
     mcfg = DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1)
     return tcfg, mcfg, ROOT / "out" / "train-tiny"  # a check never replaces the shipped model
 

@@ -159,3 +159,23 @@ def test_listener_mirrors_partner_head_posture_closely():
         assert x.std() > 0.3 * y.std(), k  # a visible echo, not a token one
         # smoothed: relative to its size, the echo is calmer frame to frame than its source
         assert np.abs(np.diff(x)).mean() / x.std() < 0.8 * np.abs(np.diff(y)).mean() / y.std(), k
+
+
+def test_head_sway_is_the_given_noise_scaled_by_the_voice():
+    """The network is given the sway noise the targets were made with: flipping it flips the sway,
+    larger while speaking, and touches nothing but the head."""
+    from model_runtime.head_sway import sway_noise
+
+    n = int(12 * FPS)
+    me = Person(_syllables(0.5, 18), turn_starts=[0.5])  # speaks 0.5-5.9 s, then listens
+    z = sway_noise(5, n, FPS)
+    a = animate(me, Person([]), n, np.random.default_rng(4), sway=z)
+    b = animate(me, Person([]), n, np.random.default_rng(4), sway=-z)
+    head = [CH["headYaw"], CH["headPitch"], CH["headRoll"]]
+    np.testing.assert_array_equal(a[:, :52], b[:, :52])
+    diff = (a - b)[:, head] / 2  # the sway part alone
+    assert (diff * z >= -1e-7).all()  # the noise times a non-negative envelope the voice sets
+    for j in range(3):
+        assert np.corrcoef(diff[:, j], z[:, j])[0, 1] > 0.8
+    speaking, listening = slice(int(1 * FPS), int(5 * FPS)), slice(int(8 * FPS), n)
+    assert np.abs(diff[speaking]).mean() > 2 * np.abs(diff[listening]).mean()

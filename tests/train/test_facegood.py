@@ -124,3 +124,23 @@ def test_evaluate_on_a_short_slice_gives_finite_numbers(data):
         assert c["spread"] > 0 and set(c["takes"]) <= set(F.HELD_OUT)
     assert np.isfinite(rep["loudness_jaw_r"]) and np.isfinite(rep["rounding_r"])
     assert "| jawOpen |" in F.format_report(rep)
+
+
+def test_training_windows_supervise_only_the_mouth_the_take_moves(data):
+    import torch
+
+    from training.dataset import FacegoodWindows, WindowConfig
+
+    names = [t for t in F.takes() if t not in F.HELD_OUT]
+    ds = FacegoodWindows(names, 6, seed=0, win_cfg=WindowConfig(level_norm=True, gain_db=(-40.0, 0.0),
+                                                                 room_prob=0.5, mains_prob=0.5))
+    batch = torch.utils.data.default_collate([ds[k] for k in range(len(ds))])
+    assert batch["self_mel"].shape == (6, 800, 80) and batch["target"].shape == (6, 200, NUM_CHANNELS)
+    mask = batch["channels"]
+    covered = torch.from_numpy(F.mask().astype(np.float32))
+    assert (mask <= covered).all() and mask.sum(1).min() >= 8  # a subset of the rig's mouth, per take
+    assert mask[:, [col(n) for n in CHANNELS if n not in MOUTH_JAW]].sum() == 0
+    assert batch["motion_known"].sum() == 0 and batch["sway"].abs().sum() == 0
+    assert (batch["phones"] == -100).all()  # Chinese: no alignment, no phone loss
+    # The target is the real mouth where the window lies in a take.
+    assert batch["target"][:, :, col("jawOpen")].max() > 0.2

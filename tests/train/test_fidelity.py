@@ -82,3 +82,27 @@ def test_phone_labels_cover_each_phone_on_the_frame_grid():
     labels = phone_labels([(0.0, 0.2, "HH"), (0.2, 0.4, "AH"), (0.4, 0.48, "M")], 20, FPS)
     assert labels[0] == PHONE_INDEX["HH"] and labels[5] == PHONE_INDEX["AH"] and labels[10] == PHONE_INDEX["M"]
     assert labels[12] == PHONE_INDEX["SIL"] and IGNORE < 0
+
+
+def test_training_rooms_and_mains_degrade_and_level_norm_follows():
+    """recording.degrade: a room smears, the mains add hum and DC; the window's level offset moves by
+    what the degradation does to the speech level, as the runtime's whole-track level would."""
+    from model_runtime.features import LogMel, level_offset
+    from training.dataset import window_mel
+    from training.recording import degrade
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 6) / 16000
+    x = (np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 3 * t) > 0) * 0.3).astype(np.float32)
+    assert degrade(rng, x, 0.0, 0.0) is x
+    hum = degrade(np.random.default_rng(1), x, 0.0, 1.0)
+    assert abs(hum.mean() - x.mean()) > 1e-3  # DC
+    room = degrade(np.random.default_rng(1), x, 1.0, 0.0)
+    assert np.corrcoef(room, x)[0, 1] < 0.99
+    mel = LogMel()
+    off = level_offset(x, len(x))
+    loud = lambda y: level_offset(y, len(y))
+    louder = lambda y: (2 * y).astype(np.float32)
+    a = window_mel(mel, x, 0, 100, 640, off, 0.0, louder)
+    b = window_mel(mel, louder(x), 0, 100, 640, loud(louder(x)))
+    assert np.abs(a - b).max() < 1e-3  # 6 dB louder through degrade reads as the louder take does
