@@ -174,14 +174,16 @@ OTHER_TAKE = 17  # the second take's seed, relative to the first
 
 
 def two_takes(first, second, roles):
-    """How two seeds' takes of the network (no liveliness) differ: the head's correlation between them
-    and each take's head spread while speaking; the largest difference of any blendshape (z moves only
-    the head, so the mouth must be identical)."""
+    """How two seeds' takes of the network (no liveliness, conversation mode) differ: the head's correlation
+    between them and each take's head spread while speaking; the blendshapes' mean and largest difference
+    (z reaches only the head output, but in conversation mode each character sees the other's drafted
+    head, which the seed changes, and reacts to it)."""
     h = index_of(HEAD)
     sp = np.concatenate([r.speaking for r in roles])
     a, b = np.concatenate(first), np.concatenate(second)
     return {"head_r": float(np.mean([pearson(a[sp, j], b[sp, j]) for j in h])),
             "head_speak": [head_spread(a, sp), head_spread(b, sp)],
+            "weights_mean_diff": float(np.abs(a[:, :h[0]] - b[:, :h[0]]).mean()),
             "weights_max_diff": float(np.abs(a[:, :h[0]] - b[:, :h[0]]).max())}
 
 
@@ -293,8 +295,8 @@ def format_report(rep):
     if "seeds" in rep:
         s = rep["seeds"]
         lines.append(f"two seeds (network alone): head r between the takes {s['head_r']:.2f}, head spread speaking "
-                     f"{s['head_speak'][0]:.3f} and {s['head_speak'][1]:.3f} rad; largest blendshape difference "
-                     f"{s['weights_max_diff']:.1g}")
+                     f"{s['head_speak'][0]:.3f} and {s['head_speak'][1]:.3f} rad; blendshapes differ by "
+                     f"{s['weights_mean_diff']:.3f} on average (largest {s['weights_max_diff']:.2f})")
     lines += ["", "| target | value | wanted | |", "|---|---|---|---|"]
     for label, v, want, ok in targets_check(f):
         lines.append(f"| {label} | {v:.2f} | {want} | {'met' if ok else 'NOT met'} |")

@@ -147,13 +147,15 @@ def facegood_lines(rep, tcfg):
 def _sampling_lines(fidelity):
     """What is sampled and what is predicted, with the two-seed numbers when measured."""
     seeds = (fidelity or {}).get("seeds")
-    numbers = (f" On held-out real speech two seeds' heads correlate at r {seeds['head_r']:.2f} (speaking spread "
-               f"{seeds['head_speak'][0]:.3f} and {seeds['head_speak'][1]:.3f} rad) and no blendshape differs by "
-               f"more than {seeds['weights_max_diff']:.1g}." if seeds else "")
+    numbers = (f" On held-out real speech in conversation mode two seeds' heads correlate at r {seeds['head_r']:.2f} "
+               f"(speaking spread {seeds['head_speak'][0]:.3f} and {seeds['head_speak'][1]:.3f} rad); the "
+               f"blendshapes differ by {seeds['weights_mean_diff']:.3f} on average (largest "
+               f"{seeds['weights_max_diff']:.2f}), because each character reacts to the other's head, which the "
+               "seed changes." if seeds else "")
     return ["## What is predicted and what is sampled", "",
             "- Predicted from the voices (and the partner's face): every blendshape, and the head's mean path "
-            "mu: nods at the partner's phrase ends, beats on accents, turn-start lifts, posture mirroring. The "
-            "same audio gives the same mouth for any seed.",
+            "mu: nods at the partner's phrase ends, beats on accents, turn-start lifts, posture mirroring. "
+            "Given the same partner face, the same audio gives the same blendshapes for any seed.",
             "- Sampled from the seed: the head's slow sway. The network outputs head = mu + sigma · z, where z is "
             "band-limited noise (0.1–0.8 Hz, three axes, unit size; `model_runtime/head_sway.py`) drawn from the "
             "job's seed and sigma is predicted from the voice (large while speaking loudly, small while "
@@ -202,8 +204,8 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None,
              f"P/B/M frames weighted {tcfg.bilabial_weight}×; a phone-classification loss on the own-voice "
              f"features (weight {tcfg.phone_weight}, a training-only probe against the alignments).",
              f"- Recordings: each track's log-mel normalised to its own speech level; training windows recorded "
-             f"{0.0 - max(tcfg.gain_db):.0f}–{0.0 - min(tcfg.gain_db):.0f} dB quieter as 16-bit audio, through a random room "
-             f"({tcfg.room_prob:.0%} of tracks) and with mains hum and DC ({tcfg.mains_prob:.0%}).",
+             f"{0.0 - max(tcfg.gain_db):.0f}–{0.0 - min(tcfg.gain_db):.0f} dB quieter as 16-bit audio, through a "
+             f"random room ({tcfg.room_prob:.0%} of tracks) and with mains hum and DC ({tcfg.mains_prob:.0%}).",
              f"- Real mouths: {tcfg.facegood_fraction:.0%} of windows are FACEGOOD takes (below), mouth channels "
              "only." if tcfg.facegood_fraction > 0 else "- No real mouth capture used in training.",
              "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "

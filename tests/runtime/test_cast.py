@@ -178,8 +178,9 @@ def test_a_cast_of_two_is_conversation_mode(predictor, tmp_path, fps):
     conversation mode hands a face from one pass to the next through a result file at the output
     frame rate and reads it back at the network's 25 fps: linear interpolation there and back
     smooths the partner face a little. At 25 fps that round trip is exact and so are the results;
-    at 30 fps the measured difference was at most 0.002 (mean 4e-5), against face curves whose
-    standard deviation is about 0.03."""
+    at 30 fps the measured difference was at most 0.012 (mean 1.6e-4; model v5, whose full-size head
+    loses more to the smoothing than v4's at most 0.002), against face curves whose standard deviation
+    is about 0.03."""
     a, b = (REPO / "assets" / "sample" / n for n in ("a.wav", "b.wav"))
     ref_a, ref_b = conversation_mode(predictor, a, b, tmp_path, fps)
     done = run_cast(predictor, CastRequest(members=[{"name": "A", "voice": str(a), "out": str(tmp_path / "A.npz")},
@@ -192,7 +193,7 @@ def test_a_cast_of_two_is_conversation_mode(predictor, tmp_path, fps):
         if fps == 25.0:
             assert diff.max() == 0.0, (name, diff.max())
         else:
-            assert diff.max() < 0.01 and diff.mean() < 5e-4, (name, diff.max(), diff.mean())
+            assert diff.max() < 0.03 and diff.mean() < 5e-4, (name, diff.max(), diff.mean())
             assert diff.max() > 0.0  # the round trip is real: this test would see a bigger one
 
 
@@ -358,7 +359,7 @@ def test_cast_inputs_are_predicts_own_log_mel_and_the_mix_of_the_others(predicto
     assert r == inputs.r and np.array_equal(own[0:len(own)], expect_own)
     mixed, _ = predictor._frame_inputs(tracks[1] + tracks[2], n_frames)
     got = partner[0:len(partner)]
-    loud = mixed > np.log(1e-2)
+    loud = mixed - inputs.partner_offset[0] > np.log(1e-2)  # loud as recorded, before level normalisation
     # Natural-log units: about 0.75 dB on average where both voices sound at once, 0 where one does.
     assert np.abs(got - mixed)[loud].mean() < 0.25
     two = MelInputs(predictor, tracks[:2], n_frames)
