@@ -355,12 +355,16 @@ def run_cast(predictor: Predictor, request: CastRequest, progress: Progress | No
         inputs = MelInputs(predictor, samples, n_frames, cancel) \
             if MelInputs.fits(predictor, len(samples), n_frames) else None
 
+        sways = {}
+
         def network(k, motion, known, starts):
             nonlocal done_windows
             base = done_windows
             step = (lambda stage, f: progress("network", min(1.0, (base + f * len(starts)) / total))) \
                 if progress else None
-            sway = predictor.sway_for(request.seed + k, n_frames)  # member k's take, as its liveliness
+            if k not in sways:  # member k's take, shared by its draft and final passes
+                sways[k] = predictor.sway_for(request.seed + k, n_frames)
+            sway = sways[k]
             if inputs is not None:
                 own_in, partner_in = inputs.rows(k)
                 out = predictor.run_frames(own_in, partner_in, inputs.r, motion, known, n_frames, step, cancel,

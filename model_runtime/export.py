@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 
+from .head_sway import SWAY_AXES
 from .model_file import INPUT_NAMES, OUTPUT_NAMES, load_checkpoint, onnx_metadata
 
 OPSET = 17
@@ -21,7 +22,7 @@ def export_onnx(checkpoint, out):
     b, t = 2, 50  # example shapes; both axes are dynamic in the graph
     args = (torch.zeros(b, t * cfg.mel_frames_per_frame, cfg.n_mels),
             torch.zeros(b, t * cfg.mel_frames_per_frame, cfg.n_mels),
-            torch.zeros(b, t, cfg.num_channels), torch.ones(b, t, 1), torch.zeros(b, t, 3))
+            torch.zeros(b, t, cfg.num_channels), torch.ones(b, t, 1), torch.zeros(b, t, SWAY_AXES))
     axes = {n: {0: "batch", 1: "mel_time"} for n in INPUT_NAMES[:2]}
     axes.update({n: {0: "batch", 1: "time"} for n in INPUT_NAMES[2:] + OUTPUT_NAMES})
     with warnings.catch_warnings():
@@ -42,4 +43,4 @@ def random_inputs(cfg, batch, frames, seed=0):
     mel = lambda: (cfg.mel_mean + cfg.mel_std * rng.standard_normal(
         (batch, frames * cfg.mel_frames_per_frame, cfg.n_mels))).astype(np.float32)
     return (mel(), mel(), rng.random((batch, frames, cfg.num_channels), dtype=np.float32),
-            np.ones((batch, frames, 1), np.float32), rng.standard_normal((batch, frames, 3)).astype(np.float32))
+            np.ones((batch, frames, 1), np.float32), rng.standard_normal((batch, frames, SWAY_AXES)).astype(np.float32))

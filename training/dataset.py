@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from model_runtime.features import LogMel, MelConfig, level_offset
+from model_runtime.head_sway import SWAY_AXES
 from model_runtime.timebase import samples_per_frame
 
 from .conversation import ConversationConfig, generate
@@ -58,12 +59,26 @@ class WindowConfig:
     mel: MelConfig = field(default_factory=MelConfig)
 
 
-def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0, gain_db=0.0, degrade=None):
+def room_for(rng, cfg: WindowConfig):
+    """One track's random room and mains for one window (recording.degrade), or None: no rng (evaluation)
+    or no degradation configured. Each call draws its own, so each microphone gets its own room."""
+    if rng is None or (cfg.room_prob <= 0 and cfg.mains_prob <= 0):
+        return None
+    r = np.random.default_rng(rng.integers(1 << 63))
+    return lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob)
+
+
+def silent_mel(logmel: LogMel, frames, mel_per_frame):
+    """A window of silence as window_mel gives it with no room (the log floor), without a track of zeros."""
+    return np.full((frames * mel_per_frame, logmel.cfg.n_mels), np.log(logmel.cfg.floor), np.float32)
+
+
+def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0, gain_db=0.0, room=None):
     """Log-mel frames of one window, identical to slicing the whole track's log-mel.
 
     Computed from the window's samples plus two hops of left context (LogMel centres frame k
     on sample k*hop and pads half a window), so long conversations never need a full-track mel.
-    degrade: None, or a function of the window's samples (a room, hum); with level normalisation
+    room: None, or a function of the window's samples (room_for); with level normalisation
     (offset != 0) the offset moves by what it does to the window's speech level, as the runtime's
     whole-track level of a degraded take would."""
     hop = logmel.cfg.hop_length
@@ -72,8 +87,8 @@ def window_mel(logmel: LogMel, audio, f0, frames, samples_per_frame, offset=0.0,
     a = f0 * samples_per_frame - ctx * hop
     b = (f0 + frames) * samples_per_frame + logmel.cfg.win_length
     chunk = audio[a:b]
-    if degrade is not None:
-        clean, chunk = chunk, degrade(chunk)
+    if room is not None:
+        clean, chunk = chunk, room(chunk)
         if offset:
             before, after = (level_offset(x, len(x), logmel.cfg) for x in (clean, chunk))
             offset += (after - before) if before and after else 0.0
@@ -174,17 +189,12 @@ class ConversationWindows(torch.utils.data.Dataset):
         gain, pgain = (rng.uniform(*cfg.gain_db, size=2) if rng is not None and cfg.gain_db != (0.0, 0.0)
                        else (0.0, 0.0))
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
-        rooms = [None, None]
-        if rng is not None and (cfg.room_prob > 0 or cfg.mains_prob > 0):
-            # One draw per track; each microphone has its own room and mains.
-            rooms = [lambda x, r=np.random.default_rng(rng.integers(1 << 63)): degrade(r, x, cfg.room_prob,
-                                                                                    cfg.mains_prob)
-                     for _ in range(2)]
+        room, proom = room_for(rng, cfg), room_for(rng, cfg)
         return {
             "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain,
-                                                    rooms[0])),
+                                                    room)),
             "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf,
-                                                       poff - pgain * LN_PER_DB, pgain, rooms[1])),
+                                                       poff - pgain * LN_PER_DB, pgain, proom)),
             "sway": torch.from_numpy(pad(c.sway_a if role == 0 else c.sway_b)),
             "partner_motion": torch.from_numpy(pm),
             "motion_known": torch.from_numpy(known),
@@ -236,18 +246,14 @@ class FacegoodWindows(torch.utils.data.Dataset):
         speak = np.zeros(T, np.float32)
         speak[:n] = speaking[f0:f0 + n]
         gain = rng.uniform(*cfg.gain_db) if cfg.gain_db != (0.0, 0.0) else 0.0
-        room = None
-        if cfg.room_prob > 0 or cfg.mains_prob > 0:
-            r = np.random.default_rng(rng.integers(1 << 63))
-            room = lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob)  # noqa: E731
-        silent = np.zeros(len(audio), np.float32)
+        room = room_for(rng, cfg)
         return {
             "self_mel": torch.from_numpy(window_mel(self.logmel, audio, f0, T, self.spf, offset - gain * LN_PER_DB,
                                                     gain, room)),
-            "partner_mel": torch.from_numpy(window_mel(self.logmel, silent, f0, T, self.spf)),
+            "partner_mel": torch.from_numpy(silent_mel(self.logmel, T, cfg.mel_per_frame)),
             "partner_motion": torch.zeros(T, arkit.shape[1]),
             "motion_known": torch.zeros(T, 1),
-            "sway": torch.zeros(T, 3),
+            "sway": torch.zeros(T, SWAY_AXES),
             "target": torch.from_numpy(target),
             "speaking": torch.from_numpy(speak),
             "partner_speaking": torch.zeros(T),

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from model_runtime.audio import Track
-from model_runtime.channels import HEAD, index_of
+from model_runtime.channels import HEAD, NUM_ARKIT, index_of
 from model_runtime.motion_io import Motion
 from model_runtime.paths import ASSETS
 
 from .conversation import ConversationConfig, generate
-from .metrics import JAW, leakage, lipsync, pearson
+from .metrics import BILABIALS, CLOSURE, JAW, leakage, lipsync, pearson
 from .recording import at_peak, dc_hum, mp3, reverb, telephone
 from .report import fit_frames
 
@@ -45,9 +45,7 @@ REAL_ONLY = ConversationConfig(real_prob=1.0)
 MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight",
          "mouthRollLower", "mouthRollUpper", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
          "mouthUpperUpRight", "mouthStretchLeft", "mouthStretchRight", "mouthShrugUpper")
-CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
 EXPRESSION = ("browInnerUp", "browOuterUpLeft", "mouthSmileLeft")
-BILABIALS = ("P", "B", "M")
 OPEN_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY")
 # mouthClose + mean(mouthPressLeft, mouthPressRight) above this = the lips met. The animator's P/B/M
 # pose presses at 0.45 and seals with mouthClose; a mouth merely passing near closure stays below.
@@ -183,8 +181,8 @@ def two_takes(first, second, roles):
     a, b = np.concatenate(first), np.concatenate(second)
     return {"head_r": float(np.mean([pearson(a[sp, j], b[sp, j]) for j in h])),
             "head_speak": [head_spread(a, sp), head_spread(b, sp)],
-            "weights_mean_diff": float(np.abs(a[:, :h[0]] - b[:, :h[0]]).mean()),
-            "weights_max_diff": float(np.abs(a[:, :h[0]] - b[:, :h[0]]).max())}
+            "weights_mean_diff": float(np.abs(a[:, :NUM_ARKIT] - b[:, :NUM_ARKIT]).mean()),
+            "weights_max_diff": float(np.abs(a[:, :NUM_ARKIT] - b[:, :NUM_ARKIT]).max())}
 
 
 def sync(preds, roles):

@@ -25,6 +25,10 @@ from model_runtime.timebase import SAMPLE_RATE
 GROUPS = {"mouth_jaw": index_of(MOUTH_JAW), "eyes_brows": index_of(EYES_BROWS), "head": index_of(HEAD)}
 SID_K = {"mouth_jaw": 40, "eyes_brows": 40, "head": 10, "jaw": 10}
 JAW = index_of(("jawOpen",))[0]
+# The lips meeting: the channels that close them, and the phones where they must (fidelity's closure
+# rate measures them; training weighs them at those phones).
+CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
+BILABIALS = ("P", "B", "M")
 BLINK = index_of(("eyeBlinkLeft", "eyeBlinkRight"))
 
 

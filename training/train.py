@@ -26,12 +26,10 @@ from model_runtime.paths import ROOT
 
 from .conversation import SHORT_TTS, ConversationConfig
 from .dataset import IGNORE, ConversationWindows, FacegoodWindows, WindowConfig
-from .metrics import GROUPS
+from .metrics import BILABIALS, CLOSURE, GROUPS
 from .voices import ARPABET
 
-CLOSURE = ("mouthClose", "mouthPressLeft", "mouthPressRight", "mouthRollLower", "mouthRollUpper")
 CLOSURE_IDX = list(index_of(CLOSURE))
-BILABIALS = ("P", "B", "M")
 
 
 def bilabial_frames(phones):

@@ -8,6 +8,7 @@ training target is a function of its inputs again and the sway keeps its full si
 import torch
 from torch import nn
 
+from ..head_sway import SWAY_AXES
 from .layers import ConvPosition, DecoderBlock
 
 
@@ -25,7 +26,7 @@ class ExpressiveSynthesis(nn.Module):
         self.modulation = nn.Linear(d, d)
         self.alpha = cfg.modulation_alpha
         self.head = nn.Linear(d, cfg.num_channels)
-        self.sway = nn.Linear(d, 3)  # sigma per head axis, in head units, before softplus
+        self.sway = nn.Linear(d, SWAY_AXES)  # sigma per head axis, in head units, before softplus
         self.num_weights, self.max_angle = cfg.num_weights, cfg.max_head_angle
         self.head_unit = cfg.head_unit_rad  # one unit of the linear head's output = this many radians
 
