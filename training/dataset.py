@@ -56,16 +56,17 @@ class WindowConfig:
     # (recording.degrade), so reverberant and humming takes are not new to the network.
     room_prob: float = 0.0
     mains_prob: float = 0.0
+    band_prob: float = 0.0  # ... through a narrow band (a phone line, a codec, a small microphone)
     mel: MelConfig = field(default_factory=MelConfig)
 
 
 def room_for(rng, cfg: WindowConfig):
     """One track's random room and mains for one window (recording.degrade), or None: no rng (evaluation)
     or no degradation configured. Each call draws its own, so each microphone gets its own room."""
-    if rng is None or (cfg.room_prob <= 0 and cfg.mains_prob <= 0):
+    if rng is None or (cfg.room_prob <= 0 and cfg.mains_prob <= 0 and cfg.band_prob <= 0):
         return None
     r = np.random.default_rng(rng.integers(1 << 63))
-    return lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob)
+    return lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob, cfg.band_prob)
 
 
 def silent_mel(logmel: LogMel, frames, mel_per_frame):
@@ -173,7 +174,7 @@ class ConversationWindows(torch.utils.data.Dataset):
             return np.concatenate([x, np.repeat(x[-1:], T - n, 0)]) if n < T else x
 
         known = np.ones((T, 1), np.float32)
-        partner_audio = partner
+        partner_silent = False
         if rng is not None:
             r = rng.random()
             if r < cfg.drop_motion_prob:
@@ -181,8 +182,8 @@ class ConversationWindows(torch.utils.data.Dataset):
             elif r < cfg.drop_motion_prob + cfg.drop_motion_span_prob:
                 a = int(rng.integers(T))
                 known[a: a + int(rng.integers(T // 8, T // 2))] = 0
-            if rng.random() < cfg.drop_partner_audio_prob:
-                partner_audio = np.zeros_like(partner)
+            # No partner track is digital silence: no room, hum or DC to give it energy.
+            partner_silent = rng.random() < cfg.drop_partner_audio_prob
         phones = np.full(T, IGNORE, np.int64)
         phones[:n] = phone_tracks[role][sl]
         off, poff = offsets if role == 0 else offsets[::-1]
@@ -193,7 +194,8 @@ class ConversationWindows(torch.utils.data.Dataset):
         return {
             "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain,
                                                     room)),
-            "partner_mel": torch.from_numpy(window_mel(self.logmel, partner_audio, f0, T, self.spf,
+            "partner_mel": torch.from_numpy(silent_mel(self.logmel, T, cfg.mel_per_frame) if partner_silent else
+                                            window_mel(self.logmel, partner, f0, T, self.spf,
                                                        poff - pgain * LN_PER_DB, pgain, proom)),
             "sway": torch.from_numpy(pad(c.sway_a if role == 0 else c.sway_b)),
             "partner_motion": torch.from_numpy(pm),

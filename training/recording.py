@@ -19,10 +19,16 @@ def at_peak(x, db):
     return (x * (10 ** (db / 20) / peak)).astype(np.float32) if peak > 0 else x
 
 
+def band_limit(x, low_hz, high_hz):
+    """Only low_hz..high_hz kept (4th-order Butterworth band-pass): a small microphone's bass roll-off
+    and a codec's or a line's treble cut-off."""
+    sos = butter(4, [low_hz, min(high_hz, 0.45 * SAMPLE_RATE)], "bandpass", fs=SAMPLE_RATE, output="sos")
+    return sosfilt(sos, x).astype(np.float32)
+
+
 def telephone(x):
     """8 kHz narrowband: 300-3400 Hz, down to 8 kHz and back (what a phone line or a cheap headset keeps)."""
-    sos = butter(4, [300, 3400], "bandpass", fs=SAMPLE_RATE, output="sos")
-    y = resample_poly(resample_poly(sosfilt(sos, x), 1, 2), 2, 1)
+    y = resample_poly(resample_poly(band_limit(x, 300, 3400), 1, 2), 2, 1)
     return y[:len(x)].astype(np.float32)
 
 
@@ -66,12 +72,17 @@ def dc_hum(x, dc=0.05, hum_db=-30.0, mains=50.0):
     return (x + dc + np.abs(x).max() * 10 ** (hum_db / 20) * hum / 1.83).astype(np.float32)
 
 
-def degrade(rng, x, room_prob, mains_prob, rt60_s=(0.2, 1.0), hum_db=(-45.0, -25.0), dc=(-0.1, 0.1)):
-    """A randomly degraded copy of `x` for training: a room (probability room_prob, RT60 drawn from
-    rt60_s) and mains trouble (probability mains_prob: 50 or 60 Hz hum at hum_db below the peak and
-    a DC offset drawn from dc). The fixed versions of both are conditions the report measures."""
+def degrade(rng, x, room_prob, mains_prob, band_prob=0.0, rt60_s=(0.2, 1.0), hum_db=(-45.0, -25.0),
+            dc=(-0.1, 0.1), low_hz=(50.0, 400.0), high_hz=(3000.0, 7500.0)):
+    """A randomly degraded copy of `x` for training, in signal order: a room (probability room_prob,
+    RT60 drawn from rt60_s), mains trouble (probability mains_prob: 50 or 60 Hz hum at hum_db below
+    the peak and a DC offset drawn from dc), then a narrow band (probability band_prob: band_limit
+    with edges drawn from low_hz and high_hz; a phone line keeps 300-3400 Hz, a 64 kbit/s MP3 of 16 kHz
+    speech cuts near 7 kHz). The fixed versions are conditions the report measures."""
     if room_prob > 0 and rng.random() < room_prob:
         x = reverb(x, rt60=rng.uniform(*rt60_s), seed=int(rng.integers(1 << 31)))
     if mains_prob > 0 and rng.random() < mains_prob:
         x = dc_hum(x, dc=rng.uniform(*dc), hum_db=rng.uniform(*hum_db), mains=float(rng.choice((50.0, 60.0))))
+    if band_prob > 0 and rng.random() < band_prob:
+        x = band_limit(x, rng.uniform(*low_hz), rng.uniform(*high_hz))
     return x
