@@ -201,11 +201,16 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None,
              "cosine schedule; loss = per-group MSE (mouth+jaw, eyes+brows, head) + velocity MSE (DualTalk), "
              f"with the expression groups' listening frames weighted {tcfg.listen_weight}×; each lip channel's "
              f"error scaled up to jaw std / its std (at most {tcfg.channel_boost}×); the closure channels' error at "
-             f"P/B/M frames weighted {tcfg.bilabial_weight}×; a phone-classification loss on the own-voice "
+             f"P/B/M frames weighted {tcfg.bilabial_weight}×; a spread loss (weight {tcfg.spread_weight}: the "
+             "squared difference between the network's and the target's std of each mouth channel over each "
+             "window, so a muted mouth costs like a wrong one); a phone-classification loss on the own-voice "
              f"features (weight {tcfg.phone_weight}, a training-only probe against the alignments).",
+             f"- Device: {_device_line(train_info.get('device'))}",
              f"- Recordings: each track's log-mel normalised to its own speech level; training windows recorded "
              f"{0.0 - max(tcfg.gain_db):.0f}–{0.0 - min(tcfg.gain_db):.0f} dB quieter as 16-bit audio, through a "
-             f"random room ({tcfg.room_prob:.0%} of tracks) and with mains hum and DC ({tcfg.mains_prob:.0%}).",
+             f"random room ({tcfg.room_prob:.0%} of tracks), with mains hum and DC ({tcfg.mains_prob:.0%}) and "
+             f"through a random narrow band ({tcfg.band_prob:.0%}: bass cut 50–400 Hz, treble cut 3–7.5 kHz, as a "
+             "phone line, a codec or a small microphone would).",
              f"- Real mouths: {tcfg.facegood_fraction:.0%} of windows are FACEGOOD takes (below), mouth channels "
              "only." if tcfg.facegood_fraction > 0 else "- No real mouth capture used in training.",
              "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "
@@ -237,6 +242,15 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None,
               *facegood_lines(facegood, tcfg)]
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
+
+
+def _device_line(device):
+    """Where the card's model was trained, and why there when it was the CPU."""
+    if device == "cuda":
+        return "a CUDA GPU."
+    return (f"{device or '?'}. `make train` uses a CUDA GPU when the machine running it has one; this model was "
+            "trained on the project's 2-core development machine, which has none (the step budget above is "
+            "sized for it).")
 
 
 def _head_notes(table, comparisons, fmt):

@@ -77,16 +77,17 @@ class TrainConfig:
     phone_weight: float = 0.5
     # A lip closure lasts 2-3 frames of a conversation's thousands: squared error shaves it off. On
     # frames whose phone is P, B or M (and one frame either side) the closure channels' error weighs
-    # this much more. 1 = off. Measured in 150-step fine-tunes of v5 on held-out real speech (with
-    # spread_weight 8): closure rate 0.80 at 8, 0.88 at 16 (animator 1.00); v5 trained with 4.
+    # this much more. 1 = off. In 150-step probes from v5 on held-out real speech (with spread_weight
+    # 8; scripts/probe_finetune.py, docs/experiments.md): closure rate 0.80 at 8, 0.88 at 16 (the
+    # animator 1.00). v5 trained with 4.
     bilabial_weight: float = 16.0
     # Squared error pays for a muted mouth only by its mean error, so where the audio leaves a lip
     # shape uncertain the network answers with the average: the spread of each mouth channel over a
     # window shrinks (v5: lip shapes 0.45-0.72 of the animator's on real speech). This term is the
     # squared difference between prediction and target std per window and mouth channel (in the
-    # channel_scale units), so a muted mouth costs as much as a wrong one. 0 = off. Measured in
-    # 150-step fine-tunes of v5 (held-out real speech): lip spreads 0.32-0.63 without it, 0.48-0.74
-    # at 2, 0.51-0.87 at 8, correlations unchanged within 0.01.
+    # channel_scale units), so a muted mouth costs as much as a wrong one. 0 = off. In the same
+    # probes, mean mouth-channel spread (x the animator's): 0.49 without it, 0.63 at 2, 0.71 at 8,
+    # correlations within 0.01.
     spread_weight: float = 8.0
     gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
     room_prob: float = 0.3  # with level_norm: a window's track through a random room (recording.degrade)

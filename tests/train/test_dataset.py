@@ -46,10 +46,14 @@ def test_windows_feed_dualtalk(tmp_path, monkeypatch):
 def test_partner_drops_and_eval_windows(tmp_path, monkeypatch):
     monkeypatch.setattr(C, "CACHE_DIR", tmp_path)
     cfg = small_config()
-    wc = WindowConfig(frames=100, drop_motion_prob=1.0, drop_partner_audio_prob=1.0)
+    # A dropped partner track is digital silence even where every track also gets a room, mains
+    # hum with DC and a narrow band: those would give a silent track energy.
+    wc = WindowConfig(frames=100, drop_motion_prob=1.0, drop_partner_audio_prob=1.0, level_norm=True,
+                      room_prob=1.0, mains_prob=1.0, band_prob=1.0)
     item = ConversationWindows("train", 1, conv_cfg=cfg, win_cfg=wc)[0]
     assert item["motion_known"].sum() == 0 and item["partner_motion"].abs().sum() == 0
     assert torch.allclose(item["partner_mel"], torch.full_like(item["partner_mel"], float(np.log(1e-5))))
+    assert item["self_mel"].std() > 1.0  # the own track is still heard
     ev = ConversationWindows("train", 1, conv_cfg=cfg, win_cfg=WindowConfig(frames=100, eval_hop_frames=50),
                              train=False)
     items = [ev[k] for k in range(len(ev))]

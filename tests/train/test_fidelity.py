@@ -99,6 +99,15 @@ def test_training_rooms_and_mains_degrade_and_level_norm_follows():
     assert abs(hum.mean() - x.mean()) > 1e-3  # DC
     room = degrade(np.random.default_rng(1), x, 1.0, 0.0)
     assert np.corrcoef(room, x)[0, 1] < 0.99
+    noise = (rng.standard_normal(len(x)) * 0.1).astype(np.float32)
+    freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    spec = lambda y: np.abs(np.fft.rfft(y))
+    for seed in range(3):  # each draw cuts the bass below 400 Hz at most and the treble above 3 kHz at least
+        band = degrade(np.random.default_rng(seed), noise, 0.0, 0.0, band_prob=1.0)
+        assert spec(band)[freqs > 7800].mean() < 0.1 * spec(noise)[freqs > 7800].mean()
+        assert spec(band)[freqs < 20].mean() < 0.1 * spec(noise)[freqs < 20].mean()
+        mid = (freqs > 800) & (freqs < 2500)
+        assert spec(band)[mid].mean() == pytest.approx(spec(noise)[mid].mean(), rel=0.2)
     mel = LogMel()
     off = level_offset(x, len(x))
     loud = lambda y: level_offset(y, len(y))

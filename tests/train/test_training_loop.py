@@ -106,3 +106,37 @@ def test_masked_channels_and_bilabial_frames_weigh_as_told():
     mask[:, CLOSURE_IDX[0]] = 0  # a window that does not supervise mouthClose
     masked, _ = loss_fn(pred, target, valid, tcfg, ones, speaking, channels=mask)
     assert float(masked) == 0.0
+
+
+def test_spread_loss_charges_a_muted_mouth_and_only_supervised_channels():
+    from training.train import spread_error
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 50, len(CHANNELS), generator=g)
+    valid = torch.ones(2, 50)
+    jaw = index_of(("jawOpen",))[0]
+    assert float(spread_error(target, target, valid)) == 0.0
+    muted = target.clone()
+    mean = target[..., jaw].mean(1, keepdim=True)
+    muted[..., jaw] = mean + 0.5 * (target[..., jaw] - mean)  # the jaw at half its spread
+    assert float(spread_error(muted, target, valid)) > 0.0
+    shifted = target + 0.3  # a wrong mean is the MSE's business, not the spread's
+    assert float(spread_error(shifted, target, valid)) == pytest.approx(0.0, abs=1e-6)
+    head = target.clone()
+    head[..., index_of(("headYaw",))] *= 3  # the head is sampled, not charged here
+    assert float(spread_error(head, target, valid)) == pytest.approx(0.0, abs=1e-6)
+    mask = torch.ones(2, len(CHANNELS))
+    mask[:, jaw] = 0  # a window that does not supervise the jaw
+    assert float(spread_error(muted, target, valid, mask)) == pytest.approx(0.0, abs=1e-6)
+    padded = valid.clone()
+    padded[:, 25:] = 0
+    late = muted.clone()
+    late[:, :25] = target[:, :25]  # muted only in the padding: nothing to pay
+    assert float(spread_error(late, target, padded)) == pytest.approx(0.0, abs=1e-6)
+    # The gradient of the loss term pushes a muted channel outwards.
+    pred = muted.clone().requires_grad_(True)
+    tcfg = TrainConfig(spread_weight=8.0)
+    with_spread, parts = loss_fn(pred, target, valid, tcfg, torch.ones(len(CHANNELS)))
+    assert parts["spread"] > 0
+    without, _ = loss_fn(muted, target, valid, TrainConfig(spread_weight=0.0), torch.ones(len(CHANNELS)))
+    assert float(with_spread.detach()) == pytest.approx(float(without) + 8.0 * parts["spread"], rel=1e-5)
