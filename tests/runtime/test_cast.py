@@ -178,9 +178,9 @@ def test_a_cast_of_two_is_conversation_mode(predictor, tmp_path, fps):
     conversation mode hands a face from one pass to the next through a result file at the output
     frame rate and reads it back at the network's 25 fps: linear interpolation there and back
     smooths the partner face a little. At 25 fps that round trip is exact and so are the results;
-    at 30 fps the measured difference was at most 0.012 (mean 1.6e-4; model v5, whose full-size head
-    loses more to the smoothing than v4's at most 0.002), against face curves whose standard deviation
-    is about 0.03."""
+    at 30 fps the measured difference was at most 0.034 (mean 4.6e-4; model v6, whose crisper mouth
+    reacts more to the smoothed partner face than v5's at most 0.012 and v4's 0.002), against face
+    curves whose standard deviation is about 0.03: a blendshape a thirtieth off on one frame."""
     a, b = (REPO / "assets" / "sample" / n for n in ("a.wav", "b.wav"))
     ref_a, ref_b = conversation_mode(predictor, a, b, tmp_path, fps)
     done = run_cast(predictor, CastRequest(members=[{"name": "A", "voice": str(a), "out": str(tmp_path / "A.npz")},
@@ -193,7 +193,7 @@ def test_a_cast_of_two_is_conversation_mode(predictor, tmp_path, fps):
         if fps == 25.0:
             assert diff.max() == 0.0, (name, diff.max())
         else:
-            assert diff.max() < 0.03 and diff.mean() < 5e-4, (name, diff.max(), diff.mean())
+            assert diff.max() < 0.06 and diff.mean() < 1e-3, (name, diff.max(), diff.mean())
             assert diff.max() > 0.0  # the round trip is real: this test would see a bigger one
 
 
