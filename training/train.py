@@ -157,7 +157,8 @@ def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bila
     the expression groups' listening frames (speaking == 0) weigh tcfg.listen_weight. channels
     (B, 55): which channels each window supervises (None: all). bilabial (B, T): frames at P/B/M,
     where the closure channels weigh tcfg.bilabial_weight."""
-    p, t = pred * scale, target * scale
+    p = scaled_p = pred * scale
+    t = scaled_t = target * scale
     if channels is not None or bilabial is not None:
         w = torch.ones_like(p)
         if bilabial is not None and tcfg.bilabial_weight != 1:
@@ -178,7 +179,7 @@ def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bila
     parts["velocity"] = (dv ** 2 * vm).sum() / (vm.sum().clamp_min(1.0) * p.shape[-1])
     total = sum(tcfg.group_weights[g] * parts[g] for g in GROUPS) + tcfg.velocity_weight * parts["velocity"]
     if tcfg.spread_weight > 0:
-        parts["spread"] = spread_error(pred * scale, target * scale, valid, channels)
+        parts["spread"] = spread_error(scaled_p, scaled_t, valid, channels)  # before the error weights
         total = total + tcfg.spread_weight * parts["spread"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
