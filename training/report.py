@@ -203,7 +203,11 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None,
              f"error scaled up to jaw std / its std (at most {tcfg.channel_boost}×); the closure channels' error at "
              f"P/B/M frames weighted {tcfg.bilabial_weight}×; a spread loss (weight {tcfg.spread_weight}: the "
              "squared difference between the network's and the target's std of each mouth channel over each "
-             "window, so a muted mouth costs like a wrong one); a phone-classification loss on the own-voice "
+             "window, so a muted mouth costs like a wrong one); "
+             + (f"a head spread loss (weight {tcfg.head_spread_weight}: the same for yaw, pitch and roll over each "
+                "window's speaking frames and its listening frames apart, reaching only the head's output layers); "
+                if tcfg.head_spread_weight > 0 else "")
+             + "a phone-classification loss on the own-voice "
              f"features (weight {tcfg.phone_weight}, a training-only probe against the alignments).",
              f"- Device: {_device_line(train_info.get('device'))}",
              f"- Recordings: each track's log-mel normalised to its own speech level; training windows recorded "
@@ -250,7 +254,8 @@ def _device_line(device):
         return "a CUDA GPU."
     return (f"{device or '?'}. `make train` uses a CUDA GPU when the machine running it has one; this model was "
             "trained on the project's 2-core development machine, which has none (the step budget above is "
-            "sized for it).")
+            "sized for it). The GPU machines the project can borrow take a working tree of at most 64 MiB for "
+            "15 minutes a session, and the cached training conversations are about 1.9 GB.")
 
 
 def _head_notes(table, comparisons, fmt):

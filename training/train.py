@@ -30,6 +30,7 @@ from .metrics import BILABIALS, CLOSURE, GROUPS
 from .voices import ARPABET
 
 CLOSURE_IDX = list(index_of(CLOSURE))
+MOUTH_IDX, HEAD_IDX = GROUPS["mouth_jaw"], GROUPS["head"]
 
 
 def bilabial_frames(phones):
@@ -89,6 +90,13 @@ class TrainConfig:
     # probes, mean mouth-channel spread (x the animator's): 0.49 without it, 0.63 at 2, 0.71 at 8,
     # correlations within 0.01.
     spread_weight: float = 8.0
+    # The same for the head, its std per window taken over the speaking frames and over the
+    # listening frames apart (a window with fewer than head_spread_frames of either skips that
+    # half). v6 without it: listening head 0.75x the animator's on real speech (v5 0.98x). In 150-step
+    # probes from v6: listening head 0.67x without, 0.86x at 8 with leakage unchanged (0.063; through
+    # the shared trunk instead, 0.95x but the listener's jaw rose: leakage 0.089). 0 = off.
+    head_spread_weight: float = 8.0
+    head_spread_frames: int = 25
     gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
     room_prob: float = 0.3  # with level_norm: a window's track through a random room (recording.degrade)
     mains_prob: float = 0.2  # ... with mains hum and a DC offset
@@ -137,26 +145,29 @@ def channel_scale(data, tcfg, n_windows=160):
     return scale
 
 
-def spread_error(p, t, valid, channels=None):
-    """Mean over windows and mouth channels of (std of p - std of t)^2, each std over the window's
-    valid frames. p/t (B, T, 55), valid (B, T), channels (B, 55) or None: which channels count."""
-    idx = GROUPS["mouth_jaw"]
-    p, t, m = p[..., idx], t[..., idx], valid[..., None]
-    n = m.sum(1).clamp_min(2.0)  # (B, 1)
+def spread_error(p, t, mask, idx, channels=None, min_frames=2):
+    """Mean over windows and channels idx of (std of p - std of t)^2, each std over the window's
+    frames in mask. p/t (B, T, 55), mask (B, T), channels (B, 55) or None: which channels count.
+    A window with fewer than min_frames frames in mask does not count (too few for a spread)."""
+    p, t, m = p[..., idx], t[..., idx], mask[..., None]
+    n = m.sum(1)  # (B, 1)
+    enough = (n >= min_frames).to(p.dtype)
+    n = n.clamp_min(2.0)
 
     def std(x):
         mean = (x * m).sum(1) / n
         return (((x - mean[:, None]) ** 2 * m).sum(1) / (n - 1)).clamp_min(1e-8).sqrt()  # (B, C)
 
-    w = torch.ones_like(n).expand(-1, len(idx)) if channels is None else channels[:, idx]
+    w = enough.expand(-1, len(idx)) if channels is None else channels[:, idx] * enough
     return ((std(p) - std(t)) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
 
-def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bilabial=None):
+def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bilabial=None, head=None):
     """Per-group masked MSE + velocity MSE. pred/target (B, T, 55), valid and speaking (B, T);
     the expression groups' listening frames (speaking == 0) weigh tcfg.listen_weight. channels
     (B, 55): which channels each window supervises (None: all). bilabial (B, T): frames at P/B/M,
-    where the closure channels weigh tcfg.bilabial_weight."""
+    where the closure channels weigh tcfg.bilabial_weight. head (B, T, 3): the head angles the head
+    spread term charges (None: pred's)."""
     p = scaled_p = pred * scale
     t = scaled_t = target * scale
     if channels is not None or bilabial is not None:
@@ -179,8 +190,16 @@ def loss_fn(pred, target, valid, tcfg, scale, speaking=None, channels=None, bila
     parts["velocity"] = (dv ** 2 * vm).sum() / (vm.sum().clamp_min(1.0) * p.shape[-1])
     total = sum(tcfg.group_weights[g] * parts[g] for g in GROUPS) + tcfg.velocity_weight * parts["velocity"]
     if tcfg.spread_weight > 0:
-        parts["spread"] = spread_error(scaled_p, scaled_t, valid, channels)  # before the error weights
+        parts["spread"] = spread_error(scaled_p, scaled_t, valid, MOUTH_IDX, channels)  # before the error weights
         total = total + tcfg.spread_weight * parts["spread"]
+    if tcfg.head_spread_weight > 0 and speaking is not None:
+        # Speaking and listening apart: a listener's head moves about half as much, and one std
+        # over the whole window would let a lively speaking half pay for a still listening half.
+        states = (valid * speaking, valid * (1 - speaking))
+        hp = scaled_p if head is None else torch.cat([scaled_p[..., :HEAD_IDX[0]], head * scale[HEAD_IDX]], -1)
+        parts["head_spread"] = sum(spread_error(hp, scaled_t, s, HEAD_IDX, channels, tcfg.head_spread_frames)
+                                   for s in states) / 2
+        total = total + tcfg.head_spread_weight * parts["head_spread"]
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
@@ -196,6 +215,17 @@ def facegood_windows(tcfg, win_cfg, n_conversation_windows, log=print):
     names = [t for t in facegood.takes() if t not in facegood.HELD_OUT]
     count = max(1, round(n_conversation_windows * tcfg.facegood_fraction / (1 - tcfg.facegood_fraction)))
     return FacegoodWindows(names, count, tcfg.seed, win_cfg)
+
+
+def head_alone(model, synth_in, noise):
+    """The head angles again from the decoder features held fixed (None when they were not kept):
+    the head spread term then reaches only the head's own output layers. Through the shared trunk it
+    also moved the mouth: in a 150-step probe the listener's jaw rose (leakage 0.064 -> 0.089)."""
+    x = synth_in.pop("x", None)
+    if x is None:
+        return None
+    syn, x = model.synthesis, x.detach()
+    return syn.head_angles(x, syn.head(x)[..., syn.num_weights:], noise)
 
 
 def lr_at(step, tcfg, total_steps):
@@ -232,6 +262,9 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
         phone_head = torch.nn.Linear(mcfg.width, len(ARPABET)).to(device)
         params += list(phone_head.parameters())
         model.joint_encoder.self_audio.register_forward_hook(lambda m, i, o: own_audio.__setitem__("x", o))
+    synth_in = {}
+    if tcfg.head_spread_weight > 0:
+        model.synthesis.head.register_forward_hook(lambda m, i, o: synth_in.__setitem__("x", i[0]))
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     scale = channel_scale(windows, tcfg).to(device)
     scale[index_of(("headYaw", "headPitch", "headRoll"))] = 1.0 / tcfg.head_scale_rad
@@ -250,7 +283,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
                 group["lr"] = lr_at(step, tcfg, tcfg.max_steps)
             pred = model(b["self_mel"], b["partner_mel"], b["partner_motion"], b["motion_known"], b["sway"])
             loss, parts = loss_fn(pred, b["target"], b["valid"], tcfg, scale, b["speaking"], b["channels"],
-                                  bilabial_frames(b["phones"]))
+                                  bilabial_frames(b["phones"]), head_alone(model, synth_in, b["sway"]))
             if phone_head is not None:
                 logits = phone_head(own_audio.pop("x"))  # (B, T, phones)
                 ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), b["phones"].flatten(),

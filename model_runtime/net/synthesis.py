@@ -39,6 +39,10 @@ class ExpressiveSynthesis(nn.Module):
         x = x + self.alpha * torch.sigmoid(self.modulation(x))  # adaptive modulation (paper)
         y = self.head(x)
         weights = torch.sigmoid(y[..., :self.num_weights])
-        head = y[..., self.num_weights:] + torch.nn.functional.softplus(self.sway(x)) * head_noise  # head units
-        head = torch.tanh(head * (self.head_unit / self.max_angle)) * self.max_angle
-        return torch.cat([weights, head], dim=-1)
+        return torch.cat([weights, self.head_angles(x, y[..., self.num_weights:], head_noise)], dim=-1)
+
+    def head_angles(self, x, mu, head_noise):
+        """(B, T, 2W) features, (B, T, 3) mu in head units, (B, T, 3) z -> (B, T, 3) radians, bounded.
+        Its own method so that training can rerun the head alone on features it holds fixed."""
+        head = mu + torch.nn.functional.softplus(self.sway(x)) * head_noise  # head units
+        return torch.tanh(head * (self.head_unit / self.max_angle)) * self.max_angle

@@ -109,30 +109,30 @@ def test_masked_channels_and_bilabial_frames_weigh_as_told():
 
 
 def test_spread_loss_charges_a_muted_mouth_and_only_supervised_channels():
-    from training.train import spread_error
+    from training.train import MOUTH_IDX, spread_error
 
     g = torch.Generator().manual_seed(0)
     target = torch.rand(2, 50, len(CHANNELS), generator=g)
     valid = torch.ones(2, 50)
     jaw = index_of(("jawOpen",))[0]
-    assert float(spread_error(target, target, valid)) == 0.0
+    assert float(spread_error(target, target, valid, MOUTH_IDX)) == 0.0
     muted = target.clone()
     mean = target[..., jaw].mean(1, keepdim=True)
     muted[..., jaw] = mean + 0.5 * (target[..., jaw] - mean)  # the jaw at half its spread
-    assert float(spread_error(muted, target, valid)) > 0.0
+    assert float(spread_error(muted, target, valid, MOUTH_IDX)) > 0.0
     shifted = target + 0.3  # a wrong mean is the MSE's business, not the spread's
-    assert float(spread_error(shifted, target, valid)) == pytest.approx(0.0, abs=1e-6)
+    assert float(spread_error(shifted, target, valid, MOUTH_IDX)) == pytest.approx(0.0, abs=1e-6)
     head = target.clone()
-    head[..., index_of(("headYaw",))] *= 3  # the head is sampled, not charged here
-    assert float(spread_error(head, target, valid)) == pytest.approx(0.0, abs=1e-6)
+    head[..., index_of(("headYaw",))] *= 3  # the head has its own term
+    assert float(spread_error(head, target, valid, MOUTH_IDX)) == pytest.approx(0.0, abs=1e-6)
     mask = torch.ones(2, len(CHANNELS))
     mask[:, jaw] = 0  # a window that does not supervise the jaw
-    assert float(spread_error(muted, target, valid, mask)) == pytest.approx(0.0, abs=1e-6)
+    assert float(spread_error(muted, target, valid, MOUTH_IDX, mask)) == pytest.approx(0.0, abs=1e-6)
     padded = valid.clone()
     padded[:, 25:] = 0
     late = muted.clone()
     late[:, :25] = target[:, :25]  # muted only in the padding: nothing to pay
-    assert float(spread_error(late, target, padded)) == pytest.approx(0.0, abs=1e-6)
+    assert float(spread_error(late, target, padded, MOUTH_IDX)) == pytest.approx(0.0, abs=1e-6)
     # The gradient of the loss term pushes a muted channel outwards.
     pred = muted.clone().requires_grad_(True)
     tcfg = TrainConfig(spread_weight=8.0)
@@ -140,3 +140,77 @@ def test_spread_loss_charges_a_muted_mouth_and_only_supervised_channels():
     assert parts["spread"] > 0
     without, _ = loss_fn(muted, target, valid, TrainConfig(spread_weight=0.0), torch.ones(len(CHANNELS)))
     assert float(with_spread.detach()) == pytest.approx(float(without) + 8.0 * parts["spread"], rel=1e-5)
+
+
+def test_head_spread_loss_charges_a_still_listener_apart_from_the_speaker():
+    from training.train import HEAD_IDX, spread_error
+
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(2, 100, len(CHANNELS), generator=g) - 0.5
+    valid = torch.ones(2, 100)
+    speaking = torch.zeros(2, 100)
+    speaking[:, :50] = 1  # speaks the first half, listens the second
+    still = target.clone()
+    still[:, 50:, HEAD_IDX] *= 0.3  # a listening head at a third of its spread
+    louder = still.clone()
+    louder[:, :50, HEAD_IDX] *= (2 - 0.3 ** 2) ** 0.5  # a livelier speaker makes up the whole-window std ...
+    whole = spread_error(louder, target, valid, HEAD_IDX)
+    listening = spread_error(louder, target, valid * (1 - speaking), HEAD_IDX)
+    assert float(listening) > 10 * float(whole)  # ... but not the listening frames' std
+    ones = torch.ones(len(CHANNELS))
+    tcfg = TrainConfig(head_spread_weight=4.0, spread_weight=0.0)
+    total, parts = loss_fn(still, target, valid, tcfg, ones, speaking)
+    assert parts["head_spread"] > 0
+    base, _ = loss_fn(still, target, valid, TrainConfig(spread_weight=0.0, head_spread_weight=0.0), ones, speaking)
+    assert float(total) == pytest.approx(float(base) + 4.0 * parts["head_spread"], rel=1e-5)
+    _, same = loss_fn(target, target, valid, tcfg, ones, speaking)
+    assert same["head_spread"] == pytest.approx(0.0, abs=1e-6)
+    # Too few listening frames for a spread: that half of the window does not count.
+    short = speaking.clone()
+    short[:, :95] = 1
+    assert float(spread_error(still, target, valid * (1 - short), HEAD_IDX, min_frames=25)) == 0.0
+    # A window that does not supervise the head (a FACEGOOD take) pays nothing.
+    mouth_only = torch.ones(2, len(CHANNELS))
+    mouth_only[:, HEAD_IDX] = 0
+    _, masked = loss_fn(still, target, valid, tcfg, ones, speaking, channels=mouth_only)
+    assert masked["head_spread"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_head_spread_reaches_only_the_heads_own_layers():
+    """The head spread term reruns the head on the decoder features held fixed: its gradient moves
+    the head's output layers and nothing the mouth reads."""
+    from model_runtime.config import DualTalkConfig
+    from model_runtime.net.dualtalk import DualTalk
+    from training.train import head_alone
+
+    torch.manual_seed(0)
+    model = DualTalk(DualTalkConfig(width=32, interaction_layers=1, lstm_layers=1))
+    kept = {}
+    model.synthesis.head.register_forward_hook(lambda m, i, o: kept.__setitem__("x", i[0]))
+    b, t = 2, 60
+    noise = torch.randn(b, t, 3)
+    pred = model(torch.randn(b, 4 * t, 80), torch.randn(b, 4 * t, 80), torch.zeros(b, t, len(CHANNELS)),
+                 torch.zeros(b, t, 1), noise)
+    head = head_alone(model, kept, noise)
+    assert torch.allclose(head, pred[..., -3:], atol=1e-6)  # the same angles, recomputed
+    target = torch.rand(b, t, len(CHANNELS))
+    speaking = torch.zeros(b, t)
+    speaking[:, :30] = 1
+    args = (pred, target, torch.ones(b, t))
+    tcfg = TrainConfig(head_spread_weight=8.0, spread_weight=0.0, head_spread_frames=10)
+    with_term, parts = loss_fn(*args, tcfg, torch.ones(len(CHANNELS)), speaking, head=head)
+    without, _ = loss_fn(*args, TrainConfig(spread_weight=0.0, head_spread_weight=0.0), torch.ones(len(CHANNELS)),
+                         speaking, head=head)
+    assert parts["head_spread"] > 0
+    # The same expressions on both sides cancel exactly: what is left is the head spread's gradient.
+    grads = torch.autograd.grad(with_term - without, list(model.parameters()), allow_unused=True,
+                                retain_graph=True)
+    moved = {n for (n, _), g in zip(model.named_parameters(), grads) if g is not None and g.abs().sum() > 0}
+    assert moved and moved <= {"synthesis.head.weight", "synthesis.head.bias",
+                               "synthesis.sway.weight", "synthesis.sway.bias"}, moved
+    assert "synthesis.sway.weight" in moved
+    # Given pred's own head instead, the same term reaches the trunk: the test can tell the two apart.
+    through, _ = loss_fn(*args, tcfg, torch.ones(len(CHANNELS)), speaking)
+    grads = torch.autograd.grad(through - without, list(model.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for (n, _), g in zip(model.named_parameters(), grads)
+               if n.startswith("synthesis.blocks"))
