@@ -8,6 +8,7 @@ from model_runtime.audio import Track
 from model_runtime.backends import OnnxBackend, TorchBackend
 from model_runtime.export import random_inputs
 from model_runtime.inference import Predictor, crossfade_weights, window_starts
+from model_runtime.model_file import SHIPPED_MODEL
 from model_runtime.timebase import frame_count
 from tests.conftest import speechlike
 
@@ -24,6 +25,22 @@ def test_backends_agree_on_the_same_weights(backends):
         a, b = onnx.run(*inputs), torch_.run(*inputs)
         assert a.shape == (3, frames, 55)
         assert np.abs(a - b).max() <= 1e-4
+
+
+def test_torch_on_cuda_agrees_with_the_cpu(random_model):
+    """The GPU path runs the same network: skipped where there is no CUDA device (CI has none; the
+    project runs it on a borrowed GPU machine)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    models = [random_model] + ([SHIPPED_MODEL.with_suffix(".pt")] if SHIPPED_MODEL.with_suffix(".pt").exists() else [])
+    for model in models:
+        cpu, gpu = TorchBackend(model, "cpu"), TorchBackend(model, "cuda")
+        assert gpu.device == "cuda"
+        inputs = random_inputs(cpu.cfg, 3, 263, seed=7)
+        # cuDNN's convolutions may use TF32 on the GPU: agreement to a few thousandths, not bits.
+        assert np.abs(cpu.run(*inputs) - gpu.run(*inputs)).max() <= 5e-3, model
 
 
 def test_untrained_models_say_so(backends):
