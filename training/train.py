@@ -227,8 +227,9 @@ def head_alone(model, synth_in, noise):
     x = synth_in.pop("x", None)
     if x is None:
         return None
-    syn, x = model.synthesis, x.detach()
-    return syn.head_angles(x, syn.head(x)[..., syn.num_weights:], noise)
+    syn, x, rows = model.synthesis, x.detach(), slice(model.synthesis.num_weights, None)
+    mu = torch.nn.functional.linear(x, syn.head.weight[rows], syn.head.bias[rows])  # the 3 head rows only
+    return syn.head_angles(x, mu, noise)
 
 
 def lr_at(step, tcfg, total_steps):
@@ -270,7 +271,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
         model.synthesis.head.register_forward_hook(lambda m, i, o: synth_in.__setitem__("x", i[0]))
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     scale = channel_scale(windows, tcfg).to(device)
-    scale[index_of(("headYaw", "headPitch", "headRoll"))] = 1.0 / tcfg.head_scale_rad
+    scale[HEAD_IDX] = 1.0 / tcfg.head_scale_rad
     t0, step, epoch, stop_reason = time.time(), 0, 0, "max_steps"
     history = []
     while step < tcfg.max_steps:
