@@ -29,6 +29,10 @@ class DualTalkConfig:
     wav2vec2_checkpoint: str = ""
     n_mels: int = 80
     mel_frames_per_frame: int = 4  # 100 mel frames/s over 25 fps
+    # Residual conv blocks in each log-mel encoder after it reaches 25 Hz (none in v6 and before,
+    # whose checkpoints load with 0): the three-conv front end confused M with N and B with V on
+    # real speech, so the lips closed on N, V, T, L, D too (docs/experiments.md).
+    audio_blocks: int = 3
     mel_mean: float = -6.0  # fixed normalisation of log-mel: keeps loudness (silence != speech)
     mel_std: float = 4.0
     # Each track's log-mel shifted so its own speech sits at one reference level (features.level_offset):
@@ -65,6 +69,7 @@ class DualTalkConfig:
     def from_dict(cls, d):
         known = {f.name for f in fields(cls)}
         d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known}  # JSON lists
+        d.setdefault("audio_blocks", 0)  # saved before the field existed: those networks had none
         return cls(**d)
 
     @classmethod

@@ -1,7 +1,9 @@
 """Measure a training change cheaply: fine-tune the shipped model a few steps under changed
 TrainConfig fields, then run the real-speech fidelity report on the result.
 
-    python scripts/probe_finetune.py NAME STEPS '{"spread_weight": 8.0}'
+    python scripts/probe_finetune.py NAME STEPS '{"spread_weight": 8.0}' ['{"audio_blocks": 2}']
+
+(the optional last argument changes DualTalkConfig fields: layers the shipped weights lack start fresh)
 
 Every probe starts from the same weights with the same short schedule (lr 3e-4, 20 warm-up steps),
 so probes compare with each other and with a control probe of unchanged fields ('{}'), not with
@@ -29,12 +31,13 @@ PROBE_CONDITIONS = ("0 dB", "telephone 8 kHz", "MP3 64 kbit/s")
 
 def main(argv):
     name, steps, fields = argv[0], int(argv[1]), json.loads(argv[2] if len(argv) > 2 else "{}")
+    model_fields = json.loads(argv[3] if len(argv) > 3 else "{}")
     out = ROOT / "out" / "probe"
     out.mkdir(parents=True, exist_ok=True)
     tcfg = TrainConfig(init_checkpoint=str(SHIPPED_MODEL.with_suffix(".pt")), max_steps=steps, lr=3e-4,
                        warmup_steps=20, log_every=25, **fields)
     t0 = time.time()
-    train(tcfg, DualTalkConfig(), out / f"{name}.pt")
+    train(tcfg, DualTalkConfig(**model_fields), out / f"{name}.pt")
     onnx = export_onnx(out / f"{name}.pt", out / f"{name}.onnx")
     rep = fidelity.evaluate(onnx, 12, conditions=PROBE_CONDITIONS)
     print(fidelity.format_report(rep))

@@ -165,6 +165,8 @@ def fidelity(preds, roles):
         out[f"head_{state}_net"], out[f"head_{state}_animator"] = float(n), float(a)
         out[f"head_{state}_ratio"] = float(n / a) if a > 0 else float("nan")
     out.update(sync(preds, roles))
+    # The reference for leakage: the animator's listener keeps a little jaw motion too (breath, smiles).
+    out["leakage_animator"] = sync([r.targets for r in roles], roles)["leakage"]
     return out
 
 
@@ -293,6 +295,9 @@ def format_report(rep):
               f"head spread listening: network {f['head_listen_net']:.3f} rad, animator "
               f"{f['head_listen_animator']:.3f} (network alone {rep['network_only']['head_listen_net']:.3f})",
               ]
+    if "leakage_animator" in f:  # reports from before it was measured lack it
+        lines.append(f"leakage (the listener's mean jaw over the speaker's): network {f['leakage']:.3f}, "
+                     f"animator {f['leakage_animator']:.3f}")
     if "seeds" in rep:
         s = rep["seeds"]
         lines.append(f"two seeds (network alone): head r between the takes {s['head_r']:.2f}, head spread speaking "

@@ -98,7 +98,7 @@ class TrainConfig:
     # (out/v7, not shipped): listening head 0.93x, but leakage 0.094 on real speech (v6 0.065) and
     # 0.097 on the synthetic test set (v6 0.062). Off until that is solved, so `make train` still
     # rebuilds the shipped v6. 0 = off.
-    head_spread_weight: float = 0.0
+    head_spread_weight: float = 8.0
     head_spread_frames: int = 25
     gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
     room_prob: float = 0.3  # with level_norm: a window's track through a random room (recording.degrade)
@@ -109,7 +109,9 @@ class TrainConfig:
     # drives (facegood.load_take's per-take mask). 0 = off, or when the data is absent.
     facegood_fraction: float = 0.1
     facegood_check: bool = True  # the card's held-out FACEGOOD check (facegood.HELD_OUT)
-    init_checkpoint: str = ""  # start from these weights (experiments); empty: from scratch
+    # Start from these weights (experiments); empty: from scratch. Residual audio blocks the
+    # checkpoint lacks start as the identity (audio_encoder.ResidualConv); any other mismatch is refused.
+    init_checkpoint: str = ""
     loader_workers: int = 1
     log_every: int = 50
     # How the training and test conversations are made (voices, lengths, microphones).
@@ -232,6 +234,18 @@ def head_alone(model, synth_in, noise):
     return syn.head_angles(x, mu, noise)
 
 
+def load_initial_weights(model, path):
+    """Load a checkpoint's weights into model; residual audio blocks it lacks stay as built (the
+    identity), anything else that does not fit is a one-line ValueError naming the file."""
+    try:
+        missing, unexpected = model.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False)
+    except RuntimeError as exc:  # shapes that differ: torch lists every tensor, one line is enough
+        raise ValueError(f"{path}: weights do not fit this network ({str(exc).splitlines()[1].strip()})") from None
+    if unexpected or any(".blocks." not in k for k in missing):
+        raise ValueError(f"{path}: weights do not fit this network "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
 def lr_at(step, tcfg, total_steps):
     if step < tcfg.warmup_steps:
         return tcfg.lr * (step + 1) / tcfg.warmup_steps
@@ -257,7 +271,7 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     data = windows if real_mouths is None else torch.utils.data.ConcatDataset([windows, real_mouths])
     model = DualTalk(mcfg)
     if tcfg.init_checkpoint:
-        model.load_state_dict(load_checkpoint(tcfg.init_checkpoint)[0].state_dict())
+        load_initial_weights(model, tcfg.init_checkpoint)
     model = model.to(device).train()
     params = list(model.parameters())
     own_audio = {}

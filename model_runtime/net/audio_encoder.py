@@ -8,8 +8,24 @@ import torch
 from torch import nn
 
 
+class ResidualConv(nn.Module):
+    """x + pointwise(gelu(conv_k3(x))) over (B, W, T). The pointwise layer starts at zero, so a block
+    added to trained weights starts as the identity and fine-tuning begins where the model was."""
+
+    def __init__(self, width, dilation, expand=2):
+        super().__init__()
+        self.conv = nn.Conv1d(width, expand * width, 3, padding=dilation, dilation=dilation)
+        self.point = nn.Conv1d(expand * width, width, 1)
+        nn.init.zeros_(self.point.weight)
+        nn.init.zeros_(self.point.bias)
+
+    def forward(self, x):
+        return x + self.point(torch.nn.functional.gelu(self.conv(x)))
+
+
 class LogMelEncoder(nn.Module):
-    """(B, 4T, n_mels) log-mel -> (B, T, W). Two stride-2 convs bring 100 Hz to 25 Hz."""
+    """(B, 4T, n_mels) log-mel -> (B, T, W). Two stride-2 convs bring 100 Hz to 25 Hz, then
+    cfg.audio_blocks residual conv blocks (dilations 1, 2, 4, ...) add depth per frame."""
 
     def __init__(self, cfg):
         super().__init__()
@@ -21,12 +37,13 @@ class LogMelEncoder(nn.Module):
             nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),  # 100 -> 50 Hz
             nn.Conv1d(w, w, 4, stride=2, padding=1), nn.GELU(),  # 50 -> 25 Hz
         )
+        self.blocks = nn.Sequential(*(ResidualConv(w, 2 ** i) for i in range(cfg.audio_blocks)))
         self.context = nn.Conv1d(w, w, 5, padding=2)  # +-80 ms of context per frame
         self.norm = nn.LayerNorm(w)
 
     def forward(self, mel):
         x = ((mel - self.mean) / self.std).transpose(1, 2)  # (B, n_mels, 4T)
-        x = self.convs(x)  # (B, W, T)
+        x = self.blocks(self.convs(x))  # (B, W, T)
         x = x + torch.nn.functional.gelu(self.context(x))
         return self.norm(x.transpose(1, 2))  # (B, T, W)
 

@@ -200,3 +200,33 @@ def test_an_onnx_model_of_another_format_version_is_refused(random_model, tmp_pa
     onnx.save(proto, str(tmp_path / "v4.onnx"))
     with pytest.raises(NoModel, match=r"v4\.onnx: a Duet model from format 4"):
         OnnxBackend(tmp_path / "v4.onnx", "cpu")
+
+
+def test_added_audio_blocks_start_as_the_identity():
+    """A network grown by residual audio blocks computes what the smaller one did until trained,
+    so a fine-tune from smaller weights starts where that model was."""
+    import torch
+
+    from model_runtime.config import DualTalkConfig
+    from model_runtime.net.audio_encoder import LogMelEncoder
+
+    torch.manual_seed(0)
+    small = LogMelEncoder(DualTalkConfig(audio_blocks=0)).eval()
+    grown = LogMelEncoder(DualTalkConfig(audio_blocks=2)).eval()
+    missing, unexpected = grown.load_state_dict(small.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("blocks.") for k in missing)
+    mel = torch.randn(2, 4 * 50, DualTalkConfig().n_mels)
+    with torch.no_grad():
+        assert torch.allclose(grown(mel), small(mel), atol=1e-6)
+        grown.blocks[0].point.weight.normal_()  # trained, a block changes the features
+        assert not torch.allclose(grown(mel), small(mel), atol=1e-3)
+
+
+def test_a_config_saved_before_audio_blocks_means_none():
+    """Models v6 and before saved no audio_blocks field: their networks had no blocks."""
+    from model_runtime.config import DualTalkConfig
+
+    saved = DualTalkConfig(audio_blocks=0).to_json().replace('"audio_blocks": 0, ', "")
+    assert "audio_blocks" not in saved
+    assert DualTalkConfig.from_json(saved).audio_blocks == 0
+    assert DualTalkConfig.from_json(DualTalkConfig(audio_blocks=5).to_json()).audio_blocks == 5

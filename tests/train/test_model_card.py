@@ -47,7 +47,8 @@ def test_card_carries_the_real_speech_report_with_its_verdicts(tmp_path):
     f = {"spread": {"jawOpen": 0.95, "mouthClose": 0.2}, "r": {"jawOpen": 0.8, "mouthClose": 0.7},
          "closure_rate_net": 0.0, "closure_rate_animator": 1.0, "bilabials": 40, "aperture_net": 0.5,
          "aperture_animator": 0.1, "head_speak_net": 0.02, "head_speak_animator": 0.06, "head_speak_ratio": 1 / 3,
-         "head_listen_net": 0.03, "head_listen_animator": 0.03, "head_listen_ratio": 1.0}
+         "head_listen_net": 0.03, "head_listen_animator": 0.03, "head_listen_ratio": 1.0,
+         "leakage": 0.12, "leakage_animator": 0.08}
     rep = {"conversations": 2, "minutes": 1.5, "voices": ["libri/1"], "as_recorded": f, "network_only": f,
            "conditions": {"0 dB": {"lipsync": 0.8, "leakage": 0.1}, "-40 dB": {"lipsync": 0.2, "leakage": 0.9}}}
     card = tmp_path / "MODEL_CARD.md"
@@ -59,3 +60,4 @@ def test_card_carries_the_real_speech_report_with_its_verdicts(tmp_path):
     assert "| r mouthClose | 0.70 | >= 0.6 | met |" in text
     assert "| head spread listening (net / animator) | 1.00 | 0.8-1.25x | met |" in text
     assert "| -40 dB | 0.200 | 0.900 | NOT met |" in text
+    assert "leakage (the listener's mean jaw over the speaker's): network 0.120, animator 0.080" in text

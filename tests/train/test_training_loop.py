@@ -214,3 +214,26 @@ def test_head_spread_reaches_only_the_heads_own_layers():
     grads = torch.autograd.grad(through - without, list(model.parameters()), allow_unused=True)
     assert any(g is not None and g.abs().sum() > 0 for (n, _), g in zip(model.named_parameters(), grads)
                if n.startswith("synthesis.blocks"))
+
+
+def test_initial_weights_may_lack_audio_blocks_but_nothing_else(tmp_path):
+    """Experiments fine-tune a grown network from smaller weights: only the residual audio blocks
+    may be missing, and they start as the identity; weights of another shape are refused."""
+    from model_runtime.model_file import save_checkpoint
+    from training.train import load_initial_weights
+
+    small_cfg = dict(width=32, interaction_layers=1, lstm_layers=1)
+    torch.manual_seed(0)
+    small = DualTalk(DualTalkConfig(audio_blocks=0, **small_cfg)).eval()
+    save_checkpoint(tmp_path / "small.pt", small, trained=False)
+    grown = DualTalk(DualTalkConfig(audio_blocks=2, **small_cfg)).eval()
+    load_initial_weights(grown, tmp_path / "small.pt")
+    b, t = 1, 40
+    args = (torch.randn(b, 4 * t, 80), torch.randn(b, 4 * t, 80), torch.zeros(b, t, len(CHANNELS)),
+            torch.zeros(b, t, 1), torch.zeros(b, t, 3))
+    with torch.no_grad():
+        assert torch.allclose(grown(*args), small(*args), atol=1e-5)
+    wider = DualTalk(DualTalkConfig(audio_blocks=2, width=48, interaction_layers=1, lstm_layers=1))
+    with pytest.raises(ValueError, match=r"small\.pt: weights do not fit this network \(size mismatch") as err:
+        load_initial_weights(wider, tmp_path / "small.pt")
+    assert "\n" not in str(err.value)
