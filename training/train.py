@@ -93,11 +93,9 @@ class TrainConfig:
     # The same for the head, its std per window taken over the speaking frames and over the
     # listening frames apart (a window with fewer than head_spread_frames of either skips that
     # half). v6 without it: listening head 0.75x the animator's on real speech (v5 0.98x). In 150-step
-    # probes from v6: listening head 0.67x without, 0.86x at 8 with leakage unchanged (0.063; through
-    # the shared trunk instead, 0.95x but the listener's jaw rose: leakage 0.089). A full run at 8
-    # (out/v7, not shipped): listening head 0.93x, but leakage 0.094 on real speech (v6 0.065) and
-    # 0.097 on the synthetic test set (v6 0.062). Off until that is solved, so `make train` still
-    # rebuilds the shipped v6. 0 = off.
+    # probes from v6: listening head 0.67x without, 0.86x at 8 (charged on the head layers alone,
+    # head_alone; through the shared trunk it opened the listener's jaw). v8 at 8: 0.92x, its
+    # listener's jaw 8 % above the animator's (v6 13 % below). 0 = off.
     head_spread_weight: float = 8.0
     head_spread_frames: int = 25
     gain_db: tuple = (-40.0, 0.0)  # with level_norm: each track recorded this much quieter (dataset)
