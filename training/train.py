@@ -22,6 +22,7 @@ from model_runtime.channels import CHANNELS, NUM_ARKIT, index_of
 from model_runtime.config import DualTalkConfig
 from model_runtime.model_file import SHIPPED_MODEL, load_checkpoint, save_checkpoint
 from model_runtime.net import DualTalk
+from model_runtime.net.audio_encoder import ResidualConv
 from model_runtime.paths import ROOT
 
 from .conversation import SHORT_TTS, ConversationConfig
@@ -239,7 +240,9 @@ def load_initial_weights(model, path):
         missing, unexpected = model.load_state_dict(load_checkpoint(path)[0].state_dict(), strict=False)
     except RuntimeError as exc:  # shapes that differ: torch lists every tensor, one line is enough
         raise ValueError(f"{path}: weights do not fit this network ({str(exc).splitlines()[1].strip()})") from None
-    if unexpected or any(".blocks." not in k for k in missing):
+    # Named from the model's own modules: ".blocks." alone would also pass missing transformer blocks.
+    grown = tuple(f"{name}." for name, m in model.named_modules() if isinstance(m, ResidualConv))
+    if unexpected or any(not k.startswith(grown) for k in missing):
         raise ValueError(f"{path}: weights do not fit this network "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
