@@ -81,8 +81,10 @@ class TrainConfig:
     # frames whose phone is P, B or M (and one frame either side) the closure channels' error weighs
     # this much more. 1 = off. In 150-step probes from v5 on held-out real speech (with spread_weight
     # 8; scripts/probe_finetune.py, docs/experiments.md): closure rate 0.80 at 8, 0.88 at 16 (the
-    # animator 1.00). v5 trained with 4.
-    bilabial_weight: float = 16.0
+    # animator 1.00). v5 trained with 4, v6-v8 with 16 (v8's closure rate 0.81). From v8, once the
+    # false closures on N were fewer, 32 against a 16 control: closure rate 0.85 -> 0.90, closure r,
+    # lip sync and leakage unchanged.
+    bilabial_weight: float = 32.0
     # Squared error pays for a muted mouth only by its mean error, so where the audio leaves a lip
     # shape uncertain the network answers with the average: the spread of each mouth channel over a
     # window shrinks (v5: lip shapes 0.45-0.72 of the animator's on real speech). This term is the
