@@ -183,8 +183,8 @@ def test_a_cast_of_two_is_conversation_mode(predictor, tmp_path, fps):
     curves whose standard deviation is about 0.03: a blendshape a thirtieth off on one frame. Model
     v9: at most 0.067 (mean 5.4e-4), on mouthSmileLeft for a few frames where A's smile echoes B's
     (that channel's std 0.16; 207 of 51 260 values differ by more than 0.02). A wrong plan differs
-    far more: A without its last pass (no partner face) is up to
-    0.45 off, mean 7e-3, 3 320 values over 0.02."""
+    far more: A without its last pass (no partner face) is up to 0.45 off, mean 7e-3, 3 320 values
+    over 0.02."""
     a, b = (REPO / "assets" / "sample" / n for n in ("a.wav", "b.wav"))
     ref_a, ref_b = conversation_mode(predictor, a, b, tmp_path, fps)
     done = run_cast(predictor, CastRequest(members=[{"name": "A", "voice": str(a), "out": str(tmp_path / "A.npz")},
