@@ -76,12 +76,17 @@ def level_offset(samples, n_samples, cfg: MelConfig = MelConfig()):
     return float(gain_db / 10.0 * np.log(10.0))
 
 
+def mel_edges_hz(cfg: MelConfig):
+    """(n_mels + 2,) the filters' corner frequencies: filter i rises from [i], peaks at [i + 1] (its
+    centre) and falls to [i + 2]; equally spaced on the mel scale."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2))
+
+
 def mel_filterbank(cfg: MelConfig):
     """(n_fft//2+1, n_mels) triangular filters, Slaney-style area normalised."""
     n_bins = cfg.n_fft // 2 + 1
     freqs = np.linspace(0, SAMPLE_RATE / 2, n_bins)
-    mels = np.linspace(_hz_to_mel(cfg.fmin), _hz_to_mel(cfg.fmax), cfg.n_mels + 2)
-    hz = _mel_to_hz(mels)
+    hz = mel_edges_hz(cfg)
     fb = np.zeros((n_bins, cfg.n_mels), dtype=np.float64)
     for i in range(cfg.n_mels):
         lo, mid, hi = hz[i], hz[i + 1], hz[i + 2]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from model_runtime.features import LogMel, MelConfig, level_offset
+from model_runtime.features import LogMel, MelConfig, level_offset, mel_edges_hz
 from model_runtime.head_sway import SWAY_AXES
 from model_runtime.timebase import samples_per_frame
 
@@ -57,6 +57,9 @@ class WindowConfig:
     room_prob: float = 0.0
     mains_prob: float = 0.0
     band_prob: float = 0.0  # ... through a narrow band (a phone line, a codec, a small microphone)
+    # Training windows: each track's log-mel as a vocal tract this many times shorter would give it
+    # (uniform; warp_mel). (1, 1) = off.
+    warp: tuple = (1.0, 1.0)
     mel: MelConfig = field(default_factory=MelConfig)
 
 
@@ -67,6 +70,30 @@ def room_for(rng, cfg: WindowConfig):
         return None
     r = np.random.default_rng(rng.integers(1 << 63))
     return lambda x: degrade(r, x, cfg.room_prob, cfg.mains_prob, cfg.band_prob)
+
+
+def warp_mel(mel, alpha, cfg: MelConfig):
+    """Vocal-tract-length perturbation of log-mel frames (T, n_mels): the spectrum of the same speech
+    with every formant alpha times higher, S'(f) = S(f / alpha), read off by linear interpolation
+    between the filters' centres (held at the first and last filter). Formants are what tell one
+    vowel or consonant from another and also what differs between voices, so a training voice read
+    through many vocal tract lengths teaches the audio pathway the articulation rather than the voice.
+    Timing, level and the silence floor are unchanged, so the window's targets stay true."""
+    if alpha == 1.0:
+        return mel
+    centres = mel_edges_hz(cfg)[1:-1]
+    src = np.interp(centres / alpha, centres, np.arange(cfg.n_mels, dtype=np.float64))
+    lo = np.minimum(np.floor(src).astype(np.int64), cfg.n_mels - 2)
+    w = (src - lo).astype(np.float32)
+    return mel[:, lo] * (1 - w) + mel[:, lo + 1] * w
+
+
+def warp_for(rng, cfg: WindowConfig):
+    """One track's warp_mel factor for one window: 1 without an rng (evaluation) or with warp off.
+    Draws nothing when off, so switching it on leaves every other draw of a window as it was."""
+    if rng is None or cfg.warp == (1.0, 1.0):
+        return 1.0
+    return float(rng.uniform(*cfg.warp))
 
 
 def silent_mel(logmel: LogMel, frames, mel_per_frame):
@@ -191,12 +218,14 @@ class ConversationWindows(torch.utils.data.Dataset):
                        else (0.0, 0.0))
         pm = pad(ptgt) * known  # unknown frames carry no motion at all, not a stale one
         room, proom = room_for(rng, cfg), room_for(rng, cfg)
+        warp, pwarp = warp_for(rng, cfg), warp_for(rng, cfg)
         return {
-            "self_mel": torch.from_numpy(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB, gain,
-                                                    room)),
+            "self_mel": torch.from_numpy(warp_mel(window_mel(self.logmel, own, f0, T, self.spf, off - gain * LN_PER_DB,
+                                                             gain, room), warp, cfg.mel)),
             "partner_mel": torch.from_numpy(silent_mel(self.logmel, T, cfg.mel_per_frame) if partner_silent else
-                                            window_mel(self.logmel, partner, f0, T, self.spf,
-                                                       poff - pgain * LN_PER_DB, pgain, proom)),
+                                            warp_mel(window_mel(self.logmel, partner, f0, T, self.spf,
+                                                                poff - pgain * LN_PER_DB, pgain, proom), pwarp,
+                                                     cfg.mel)),
             "sway": torch.from_numpy(pad(c.sway_a if role == 0 else c.sway_b)),
             "partner_motion": torch.from_numpy(pm),
             "motion_known": torch.from_numpy(known),
@@ -249,9 +278,10 @@ class FacegoodWindows(torch.utils.data.Dataset):
         speak[:n] = speaking[f0:f0 + n]
         gain = rng.uniform(*cfg.gain_db) if cfg.gain_db != (0.0, 0.0) else 0.0
         room = room_for(rng, cfg)
+        warp = warp_for(rng, cfg)
         return {
-            "self_mel": torch.from_numpy(window_mel(self.logmel, audio, f0, T, self.spf, offset - gain * LN_PER_DB,
-                                                    gain, room)),
+            "self_mel": torch.from_numpy(warp_mel(window_mel(self.logmel, audio, f0, T, self.spf,
+                                                             offset - gain * LN_PER_DB, gain, room), warp, cfg.mel)),
             "partner_mel": torch.from_numpy(silent_mel(self.logmel, T, cfg.mel_per_frame)),
             "partner_motion": torch.zeros(T, arkit.shape[1]),
             "motion_known": torch.zeros(T, 1),

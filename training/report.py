@@ -214,7 +214,9 @@ def write_card(path, table, summary, train_info, tcfg, onnx_path, fidelity=None,
              f"{0.0 - max(tcfg.gain_db):.0f}–{0.0 - min(tcfg.gain_db):.0f} dB quieter as 16-bit audio, through a "
              f"random room ({tcfg.room_prob:.0%} of tracks), with mains hum and DC ({tcfg.mains_prob:.0%}) and "
              f"through a random narrow band ({tcfg.band_prob:.0%}: bass cut 50–400 Hz, treble cut 3–7.5 kHz, as a "
-             "phone line, a codec or a small microphone would).",
+             "phone line, a codec or a small microphone would)"
+             + (f"; each track's formants moved by a random factor {tcfg.vtlp[0]}–{tcfg.vtlp[1]} (vocal-tract-length "
+                "perturbation)." if tuple(tcfg.vtlp) != (1.0, 1.0) else "."),
              f"- Real mouths: {tcfg.facegood_fraction:.0%} of windows are FACEGOOD takes (below), mouth channels "
              "only." if tcfg.facegood_fraction > 0 else "- No real mouth capture used in training.",
              "- Partner face dropped in 30 % of windows (and a span in 20 %), partner audio in 10 %, so the same "

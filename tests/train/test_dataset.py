@@ -6,10 +6,10 @@ import torch
 from train_helpers import needs_flite, small_config
 
 from model_runtime.config import DualTalkConfig
-from model_runtime.features import LogMel
+from model_runtime.features import LogMel, MelConfig, mel_edges_hz
 from model_runtime.net import DualTalk
 from training import conversation as C
-from training.dataset import ConversationWindows, WindowConfig, window_mel
+from training.dataset import ConversationWindows, WindowConfig, warp_for, warp_mel, window_mel
 
 
 @pytest.mark.parametrize("f0", [0, 3, 57])
@@ -22,6 +22,33 @@ def test_window_mel_equals_slice_of_full_track(f0):
     want = full[f0 * 4: f0 * 4 + 200]
     np.testing.assert_allclose(w[: len(want)], want, rtol=1e-5, atol=1e-5)
     assert w.shape == (200, 80)
+
+
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+def test_warp_mel_moves_formants_and_keeps_silence(alpha):
+    """A tone's log-mel peak moves to the filter nearest alpha times its frequency; silence stays at
+    the floor; alpha 1 is the identity."""
+    cfg = MelConfig()
+    t = np.arange(16000) / 16000
+    tone = np.concatenate([0.3 * np.sin(2 * np.pi * 1000.0 * t), np.zeros(16000)]).astype(np.float32)
+    mel = LogMel(cfg)(tone)
+    centres = mel_edges_hz(cfg)[1:-1]
+    warped = warp_mel(mel, alpha, cfg)
+    assert warped.shape == mel.shape and warp_mel(mel, 1.0, cfg) is mel
+    peak = centres[int(np.argmax(warped[50]))]
+    spacing = np.diff(centres)[np.searchsorted(centres, 1000.0 * alpha)]  # about 55 Hz here
+    assert abs(peak - 1000.0 * alpha) <= spacing, (peak, alpha)
+    assert abs(centres[int(np.argmax(mel[50]))] - 1000.0) < abs(peak - 1000.0)  # it did move
+    np.testing.assert_allclose(warped[-20:], np.log(cfg.floor), rtol=1e-6)
+
+
+def test_warp_off_draws_nothing():
+    """Off (the default), no random number is drawn, so the other augmentations' draws, and so a
+    training run without it, are unchanged."""
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert warp_for(a, WindowConfig()) == 1.0 and warp_for(None, WindowConfig(warp=(0.9, 1.1))) == 1.0
+    assert a.random() == b.random()
+    assert 0.9 <= warp_for(a, WindowConfig(warp=(0.9, 1.1))) <= 1.1
 
 
 @needs_flite
