@@ -45,6 +45,22 @@ def test_head_spread_is_the_root_of_summed_axis_variances():
     assert np.isnan(F.head_spread(c, np.zeros(2000, bool)))
 
 
+def test_closure_and_jaw_score_only_speaking_frames():
+    """The seen-vs-held-out gap's measure: mean r of the five closure channels and jaw r with the
+    animator, over the frames where the character speaks."""
+    rng = np.random.default_rng(1)
+    n = 400
+    targets = rng.random((n, 55)).astype(np.float32)
+    speaking = np.arange(n) < 300
+    role = F.Role(None, None, targets, speaking, ~speaking, [])
+    pred = targets.copy()
+    pred[300:] = rng.random((100, 55))  # listening frames are not scored
+    assert F._closure_and_jaw([pred], [role]) == pytest.approx({"closure_r": 1.0, "jaw_r": 1.0})
+    pred[:300, index_of(F.CLOSURE)] = rng.random((300, 5))  # the lips no longer follow, the jaw does
+    got = F._closure_and_jaw([pred], [role])
+    assert abs(got["closure_r"]) < 0.2 and got["jaw_r"] == pytest.approx(1.0)
+
+
 def test_levels_and_microphones_change_what_they_should():
     rng = np.random.default_rng(1)
     x = (rng.standard_normal(SAMPLE_RATE * 2) * 0.1).astype(np.float32)
