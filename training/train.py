@@ -272,7 +272,8 @@ def train(tcfg: TrainConfig, mcfg: DualTalkConfig, out_pt, log=print):
     win_cfg = WindowConfig(frames=mcfg.window_frames, level_norm=mcfg.level_norm,
                            gain_db=tcfg.gain_db if augment else (0.0, 0.0),
                            room_prob=tcfg.room_prob if augment else 0.0, mains_prob=tcfg.mains_prob if augment else 0.0,
-                           band_prob=tcfg.band_prob if augment else 0.0, warp=tcfg.vtlp if augment else (1.0, 1.0))
+                           band_prob=tcfg.band_prob if augment else 0.0,
+                           warp=tuple(tcfg.vtlp) if augment else (1.0, 1.0))
     windows = ConversationWindows("train", tcfg.train_conversations, tcfg.seed, conv_cfg=tcfg.conversation,
                                   win_cfg=win_cfg, train=True,
                                   windows_per_conversation=tcfg.windows_per_conversation)
