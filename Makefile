@@ -126,7 +126,7 @@ test-train: setup-train
 	$(PY) -m pytest -q tests/train
 
 train-data: setup-train
-	$(PY) -m training.voices
+	$(PY) -m training.voices --jobs $(TRAIN_JOBS)
 	$(PY) -m training.conversation --split train --count $(TRAIN_CONVS) --jobs $(TRAIN_JOBS)
 	$(PY) -m training.conversation --split test --count $(TEST_CONVS) --jobs $(TRAIN_JOBS)
 

@@ -356,12 +356,20 @@ def main(argv=None):
     ap.add_argument("--skip-train", action="store_true", help="evaluate and card an existing checkpoint")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="shipped",
                     help="shipped: the model in assets/; tiny: a one-minute end-to-end check")
+    ap.add_argument("--fields", default="{}", help="TrainConfig fields to change, as JSON (a candidate recipe "
+                    "trained from scratch beside the shipped one), e.g. '{\"spread_weight\": 16}'")
     args = ap.parse_args(argv)
     tcfg, mcfg, default_out = PRESETS[args.preset]()
+    for name, value in json.loads(args.fields).items():
+        if not hasattr(tcfg, name):
+            ap.error(f"--fields: TrainConfig has no field {name!r}")
+        setattr(tcfg, name, tuple(value) if isinstance(value, list) else value)
     for name in ("minutes", "steps", "train_conversations", "test_conversations"):
         value = getattr(args, name)
         if value is not None:
             setattr(tcfg, {"minutes": "max_minutes", "steps": "max_steps"}.get(name, name), value)
+    if json.loads(args.fields) and not args.out:  # a candidate never replaces the shipped model
+        default_out = ROOT / "out" / "train-candidate"
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)
     pt = out / SHIPPED_MODEL.with_suffix(".pt").name

@@ -13,8 +13,11 @@ Engines:
 """
 
 import ctypes
+import functools
+import gzip
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -399,11 +402,63 @@ def librispeech_files(root=None):
     return out
 
 
+# The alignments of the shared LibriSpeech excerpt, committed beside this module (phone and word
+# timings and the recognised text, no audio). Why: pocketsphinx recognition takes 12-22 s of one
+# core per utterance (there are no transcripts to force-align against), 36 minutes for the 351
+# utterances on a fresh machine, and the result never changes for the same audio and aligner. Each
+# entry holds the sha1 of the .flac it came from; an utterance whose file differs, or that the
+# store lacks, is aligned afresh. `python -m training.voices --jobs 2 --write-store` rebuilds it;
+# tests/train/test_voices.py re-aligns one stored utterance and checks it comes out the same.
+ALIGN_STORE = Path(__file__).with_name("librispeech_alignments.json.gz")
+
+
+def file_sha1(path):
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _align_store():
+    """{utterance stem: record} of ALIGN_STORE, or {} when it is absent or of another version."""
+    if not ALIGN_STORE.exists():
+        return {}
+    with gzip.open(ALIGN_STORE, "rt", encoding="utf-8") as f:
+        data = json.load(f)
+    return data["utterances"] if data.get("version") == ALIGN_VERSION else {}
+
+
+def stored_alignment(path):
+    """The committed alignment of this .flac, or None (not stored, or the file has changed)."""
+    rec = _align_store().get(Path(path).stem)
+    if rec is None or rec.get("sha1") != file_sha1(path):
+        return None
+    return {k: v for k, v in rec.items() if k != "sha1"}
+
+
+def write_align_store(files):
+    """ALIGN_STORE from the cached alignments of `files` (run after aligning them all)."""
+    utts = {}
+    for f in sorted(files, key=lambda p: p.stem):
+        rec = json.loads((CACHE_DIR / "align" / f"{f.stem}.json").read_text())
+        utts[f.stem] = {"sha1": file_sha1(f), **rec}
+    data = {"version": ALIGN_VERSION, "aligner": "pocketsphinx " + _pocketsphinx_version(),
+            "utterances": utts}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    with open(ALIGN_STORE, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+        f.write(text)  # mtime 0: the same alignments give the same bytes
+    _align_store.cache_clear()
+
+
+def _pocketsphinx_version():
+    from importlib.metadata import version
+
+    return version("pocketsphinx")
+
+
 def alignments_cached():
-    """True when real-speech alignments exist on disk (they can be carried to a machine
-    without pocketsphinx: 2 MB for the whole shared LibriSpeech excerpt)."""
+    """True when real-speech alignments exist without pocketsphinx: committed (ALIGN_STORE) or
+    carried to this machine's cache (2 MB for the whole shared LibriSpeech excerpt)."""
     d = CACHE_DIR / "align"
-    return d.is_dir() and any(d.glob("*.json"))
+    return bool(_align_store()) or (d.is_dir() and any(d.glob("*.json")))
 
 
 def pocketsphinx_available():
@@ -457,18 +512,19 @@ def align_real(path, cache=True):
         audio = resample(audio, rate, SR)
     speaker = path.name.split("-")[0]
     cpath = CACHE_DIR / "align" / f"{path.stem}.json"
-    rec = None
-    if cache and cpath.exists():
-        rec = json.loads(cpath.read_text())
+    rec = json.loads(cpath.read_text()) if cache and cpath.exists() else None
+    fresh = rec is None
+    if rec is None and cache:
+        rec = stored_alignment(path)
     if rec is None or (not rec["ok"] and rec.get("version", 1) < ALIGN_VERSION):
         if not pocketsphinx_available():  # e.g. a machine that only got the alignment cache
             return None
-        rec = align_audio(audio)
-        if cache:
-            cpath.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(rec))
-            os.replace(tmp, cpath)
+        rec, fresh = align_audio(audio), True
+    if cache and fresh:
+        cpath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(rec))
+        os.replace(tmp, cpath)
     if not rec["ok"]:
         return None
     phones = _merge_sil(_fill_gaps([tuple(p) for p in rec["phones"]], len(audio) / SR))
@@ -603,6 +659,12 @@ def add_reverb(audio, rt60, wet, rng):
     return ((1 - wet) * audio + wet * tail).astype(np.float32)
 
 
+def _align_summary(path):
+    """Worker: align one utterance (filling its cache file); its duration, or None on failure."""
+    u = align_real(path)
+    return None if u is None else u.duration
+
+
 def main(argv=None):
     """python -m training.voices: align every shared LibriSpeech utterance (cached) and
     report the success rate; --tts also smoke-tests every TTS voice."""
@@ -611,6 +673,9 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--tts", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="utterances aligned at once (one core each)")
+    ap.add_argument("--write-store", action="store_true", help=f"then write {ALIGN_STORE.name} (committed) "
+                    "from the alignments")
     args = ap.parse_args(argv)
     if args.tts:
         for v in tts_voices():
@@ -622,15 +687,27 @@ def main(argv=None):
     files = [f for fs in librispeech_files().values() for f in fs]
     t0, ok, audio_s = time.time(), 0, 0.0
     methods = {}
-    for k, f in enumerate(files):
-        u = align_real(f)
-        if u is not None:
+    # pocketsphinx decodes on one core and each utterance is independent (its own cache file), so
+    # --jobs workers divide the 36 single-core minutes of a fresh machine between them.
+    if args.jobs > 1:
+        pool = multiprocessing.get_context("spawn").Pool(args.jobs)
+        results = pool.imap(_align_summary, files)
+    else:
+        pool, results = None, map(_align_summary, files)
+    for k, (f, dur) in enumerate(zip(files, results)):
+        if dur is not None:
             ok += 1
-            audio_s += u.duration
+            audio_s += dur
             m = json.loads((CACHE_DIR / "align" / f"{f.stem}.json").read_text()).get("method", "align")
             methods[m] = methods.get(m, 0) + 1
         if (k + 1) % 25 == 0:
             print(f"{k + 1}/{len(files)} aligned, {ok} ok, {time.time() - t0:.0f} s", flush=True)
+    if pool is not None:
+        pool.close()
+        pool.join()
+    if args.write_store:
+        write_align_store(files)
+        print(f"wrote {ALIGN_STORE} ({ALIGN_STORE.stat().st_size / 1e6:.2f} MB)", flush=True)
     speakers = {f.name.split("-")[0] for f in files}
     print(f"{ok}/{len(files)} utterances aligned ({100 * ok / max(1, len(files)):.1f}%), "
           f"{audio_s / 3600:.2f} h, {len(speakers)} speakers, methods {methods}, {time.time() - t0:.0f} s",

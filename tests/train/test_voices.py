@@ -99,3 +99,32 @@ def test_backchannels_are_short_not_spelled_out():
         u = V.synthesize(V.Voice("flite", "slt"), text, cache=False)
         s, e = u.speech_bounds()
         assert e - s < 1.0, f"{text!r} takes {e - s:.2f} s: spelled letter by letter?"
+
+
+@needs_shared
+def test_alignment_store_covers_the_shared_excerpt():
+    """Every shared utterance has its committed alignment, made from the same file: a changed or
+    added file in ../shared would otherwise be aligned afresh on every new machine (36 minutes)."""
+    files = [f for fs in V.librispeech_files().values() for f in fs]
+    missing = [f.name for f in files if V.stored_alignment(f) is None]
+    assert not missing, f"{len(missing)} utterances lack a stored alignment (first {missing[:3]}): " \
+        "python -m training.voices --jobs 2 --write-store"
+
+
+@needs_shared
+@needs_pocketsphinx
+def test_stored_alignment_is_what_pocketsphinx_gives():
+    """The committed alignment is reproducible: the shortest stored utterance, recognised and
+    aligned afresh, gives the same text and phone timings."""
+    import soundfile as sf
+
+    files = [f for fs in V.librispeech_files().values() for f in fs]
+    stored = [(sf.info(f).duration, f) for f in files if (V.stored_alignment(f) or {}).get("ok")]
+    assert stored, "no stored alignment to check"
+    _, path = min(stored)
+    audio, rate = sf.read(path, dtype="float32")
+    assert rate == V.SR
+    fresh, kept = V.align_audio(audio), V.stored_alignment(path)
+    assert fresh["ok"] and fresh["text"] == kept["text"]
+    assert [p for *_, p in fresh["phones"]] == [p for *_, p in kept["phones"]]
+    assert np.allclose([t[:2] for t in fresh["phones"]], [t[:2] for t in kept["phones"]], atol=1e-6)
