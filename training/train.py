@@ -92,8 +92,9 @@ class TrainConfig:
     # channel_scale units), so a muted mouth costs as much as a wrong one. 0 = off. In the same
     # probes, mean mouth-channel spread (x the animator's): 0.49 without it, 0.63 at 2, 0.71 at 8,
     # correlations within 0.01. From v9, 16 against an 8 control: lower-lip roll 0.70 -> 0.73,
-    # upper-lip shrug 0.62 -> 0.67, mean mouth spread 0.82 -> 0.85, the rest unchanged; not yet
-    # trained from scratch, so the default stays v9's 8 (make train reproduces the shipped model).
+    # upper-lip shrug 0.62 -> 0.67, mean mouth spread 0.82 -> 0.85, the rest unchanged. From scratch
+    # (with vtlp, 3472 steps: fewer than v9's, less annealed) 9 of 15 lip spreads in band against v9's
+    # 13 and leakage 0.106 against 0.082, so the default stays v9's 8 (make train rebuilds v9).
     spread_weight: float = 8.0
     # The same for the head, its std per window taken over the speaking frames and over the
     # listening frames apart (a window with fewer than head_spread_frames of either skips that
@@ -110,7 +111,10 @@ class TrainConfig:
     # ... each track's formants moved by a random factor (dataset.warp_mel, vocal-tract-length
     # perturbation). Why: v9 on real speech of its training speakers closes the lips with the
     # animator at r 0.60-0.70, on held-out speakers at 0.34-0.47 (jaw r 0.81 and 0.79): the closures
-    # are learnt per voice. (1, 1) = off.
+    # are learnt per voice. Measured, it does not help: fine-tunes of v9 with and without it gave the
+    # same held-out closure r (0.38 at 150 steps, 0.42 at 500), and a run from scratch with (0.9, 1.1)
+    # and spread_weight 16 0.42 against v9's 0.40, seen voices 0.62 both (docs/experiments.md,
+    # v10 candidate). (1, 1) = off.
     vtlp: tuple = (1.0, 1.0)
     # Real mouths: this share of each epoch's windows are FACEGOOD takes (real speech with its real,
     # artist-solved mouth; the held-out takes never), supervising only the mouth channels that rig

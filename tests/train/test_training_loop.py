@@ -68,7 +68,8 @@ def test_make_train_end_to_end_on_the_tiny_preset(tmp_path):
     env = runtime_pythonpath()
     env["DUET_TRAIN_CACHE"] = str(tmp_path / "cache")
     out = tmp_path / "model"
-    r = subprocess.run([sys.executable, "-m", "training.train", "--preset", "tiny", "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "training.train", "--preset", "tiny", "--out", str(out),
+                        "--fields", '{"vtlp": [0.95, 1.05]}'],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert '"steps": 3' in r.stdout and "make train: done" in r.stdout, r.stdout[-2000:]
@@ -84,6 +85,15 @@ def test_make_train_end_to_end_on_the_tiny_preset(tmp_path):
     assert meta["trained"] is True and meta["model"] == str(onnx), meta
     _, ckpt = load_checkpoint(onnx.with_suffix(".pt"))
     assert ckpt["config"].width == 32 and ckpt["info"]["steps"] == 3
+    assert list(ckpt["info"]["train"]["vtlp"]) == [0.95, 1.05]  # --fields reached the run
+
+
+def test_fields_naming_no_train_config_field_are_refused(tmp_path):
+    from training.train import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--preset", "tiny", "--out", str(tmp_path / "m"), "--fields", '{"spread_wieght": 16}'])
+    assert exc.value.code == 2 and not (tmp_path / "m").exists()
 
 
 def test_masked_channels_and_bilabial_frames_weigh_as_told():
