@@ -364,7 +364,8 @@ def main(argv=None):
                     "trained from scratch beside the shipped one), e.g. '{\"spread_weight\": 16}'")
     args = ap.parse_args(argv)
     tcfg, mcfg, default_out = PRESETS[args.preset]()
-    for name, value in json.loads(args.fields).items():
+    fields = json.loads(args.fields)
+    for name, value in fields.items():
         if not hasattr(tcfg, name):
             ap.error(f"--fields: TrainConfig has no field {name!r}")
         setattr(tcfg, name, tuple(value) if isinstance(value, list) else value)
@@ -372,7 +373,7 @@ def main(argv=None):
         value = getattr(args, name)
         if value is not None:
             setattr(tcfg, {"minutes": "max_minutes", "steps": "max_steps"}.get(name, name), value)
-    if json.loads(args.fields) and not args.out:  # a candidate never replaces the shipped model
+    if fields and not args.out:  # a candidate never replaces the shipped model
         default_out = ROOT / "out" / "train-candidate"
     out = Path(args.out or default_out)
     out.mkdir(parents=True, exist_ok=True)

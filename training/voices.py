@@ -16,6 +16,7 @@ import ctypes
 import functools
 import gzip
 import hashlib
+import io
 import json
 import multiprocessing
 import os
@@ -403,17 +404,13 @@ def librispeech_files(root=None):
 
 
 # The alignments of the shared LibriSpeech excerpt, committed beside this module (phone and word
-# timings and the recognised text, no audio). Why: pocketsphinx recognition takes 12-22 s of one
-# core per utterance (there are no transcripts to force-align against), 36 minutes for the 351
-# utterances on a fresh machine, and the result never changes for the same audio and aligner. Each
+# timings and the recognised text, no audio). Why: pocketsphinx recognition takes 4-22 s of one
+# core per utterance (there are no transcripts to force-align against), 24-36 core-minutes for the
+# 351 utterances on a fresh machine, and the result never changes for the same audio and aligner. Each
 # entry holds the sha1 of the .flac it came from; an utterance whose file differs, or that the
 # store lacks, is aligned afresh. `python -m training.voices --jobs 2 --write-store` rebuilds it;
 # tests/train/test_voices.py re-aligns one stored utterance and checks it comes out the same.
 ALIGN_STORE = Path(__file__).with_name("librispeech_alignments.json.gz")
-
-
-def file_sha1(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -426,32 +423,27 @@ def _align_store():
     return data["utterances"] if data.get("version") == ALIGN_VERSION else {}
 
 
-def stored_alignment(path):
-    """The committed alignment of this .flac, or None (not stored, or the file has changed)."""
+def stored_alignment(path, data=None):
+    """The committed alignment of this .flac (`data`: its bytes, when already read), or None (not
+    stored, or the file has changed)."""
     rec = _align_store().get(Path(path).stem)
-    if rec is None or rec.get("sha1") != file_sha1(path):
+    sha1 = hashlib.sha1(Path(path).read_bytes() if data is None else data).hexdigest()
+    if rec is None or rec.get("sha1") != sha1:
         return None
     return {k: v for k, v in rec.items() if k != "sha1"}
 
 
-def write_align_store(files):
-    """ALIGN_STORE from the cached alignments of `files` (run after aligning them all)."""
-    utts = {}
-    for f in sorted(files, key=lambda p: p.stem):
-        rec = json.loads((CACHE_DIR / "align" / f"{f.stem}.json").read_text())
-        utts[f.stem] = {"sha1": file_sha1(f), **rec}
-    data = {"version": ALIGN_VERSION, "aligner": "pocketsphinx " + _pocketsphinx_version(),
-            "utterances": utts}
+def write_align_store(records):
+    """ALIGN_STORE from {flac path: its alignment record}, every record keyed by its file's sha1."""
+    from importlib.metadata import version
+
+    utts = {Path(f).stem: {"sha1": hashlib.sha1(Path(f).read_bytes()).hexdigest(), **rec}
+            for f, rec in records.items()}
+    data = {"version": ALIGN_VERSION, "aligner": "pocketsphinx " + version("pocketsphinx"), "utterances": utts}
     text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     with open(ALIGN_STORE, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
         f.write(text)  # mtime 0: the same alignments give the same bytes
     _align_store.cache_clear()
-
-
-def _pocketsphinx_version():
-    from importlib.metadata import version
-
-    return version("pocketsphinx")
 
 
 def alignments_cached():
@@ -506,30 +498,38 @@ def align_real(path, cache=True):
     The alignment (not the audio) is cached; the audio is always read from shared/ in place.
     """
     path = Path(path)
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != SR:
-        audio = resample(audio, rate, SR)
-    speaker = path.name.split("-")[0]
-    cpath = CACHE_DIR / "align" / f"{path.stem}.json"
-    rec = json.loads(cpath.read_text()) if cache and cpath.exists() else None
-    fresh = rec is None
-    if rec is None and cache:
-        rec = stored_alignment(path)
-    if rec is None or (not rec["ok"] and rec.get("version", 1) < ALIGN_VERSION):
-        if not pocketsphinx_available():  # e.g. a machine that only got the alignment cache
-            return None
-        rec, fresh = align_audio(audio), True
-    if cache and fresh:
-        cpath.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(rec))
-        os.replace(tmp, cpath)
-    if not rec["ok"]:
+    audio, rec = _alignment(path, cache)
+    if rec is None or not rec["ok"]:
         return None
+    speaker = path.name.split("-")[0]
     phones = _merge_sil(_fill_gaps([tuple(p) for p in rec["phones"]], len(audio) / SR))
     words = [tuple(w) for w in rec["words"]]
     return Utterance(np.ascontiguousarray(audio, np.float32), phones, f"libri/{speaker}", rec["text"], words)
+
+
+def _alignment(path, cache=True):
+    """(16 kHz mono audio of one real utterance, its alignment record or None when it needs
+    pocketsphinx and this machine lacks it). Looked up in this machine's cache, then in ALIGN_STORE,
+    then aligned (and cached)."""
+    data = path.read_bytes()  # read once: decoded here, hashed for the store
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if rate != SR:
+        audio = resample(audio, rate, SR)
+    cpath = CACHE_DIR / "align" / f"{path.stem}.json"
+    rec = None
+    if cache:
+        rec = json.loads(cpath.read_text()) if cpath.exists() else stored_alignment(path, data)
+    if rec is None or (not rec["ok"] and rec.get("version", 1) < ALIGN_VERSION):
+        if not pocketsphinx_available():  # e.g. a machine that only got the alignment cache
+            return audio, None
+        rec = align_audio(audio)
+        if cache:
+            cpath.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cpath.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rec))
+            os.replace(tmp, cpath)
+    return audio, rec
 
 
 def align_audio(audio, text=None):
@@ -660,9 +660,9 @@ def add_reverb(audio, rt60, wet, rng):
 
 
 def _align_summary(path):
-    """Worker: align one utterance (filling its cache file); its duration, or None on failure."""
-    u = align_real(path)
-    return None if u is None else u.duration
+    """Worker: one utterance's (duration in s, alignment record or None)."""
+    audio, rec = _alignment(Path(path))
+    return len(audio) / SR, rec
 
 
 def main(argv=None):
@@ -686,19 +686,21 @@ def main(argv=None):
                 print(f"{v.id}: engine not installed", flush=True)
     files = [f for fs in librispeech_files().values() for f in fs]
     t0, ok, audio_s = time.time(), 0, 0.0
-    methods = {}
+    methods, records = {}, {}
     # pocketsphinx decodes on one core and each utterance is independent (its own cache file), so
-    # --jobs workers divide the 36 single-core minutes of a fresh machine between them.
+    # --jobs workers divide the 24-36 single-core minutes of a fresh machine between them.
     if args.jobs > 1:
         pool = multiprocessing.get_context("spawn").Pool(args.jobs)
         results = pool.imap(_align_summary, files)
     else:
         pool, results = None, map(_align_summary, files)
-    for k, (f, dur) in enumerate(zip(files, results)):
-        if dur is not None:
+    for k, (f, (dur, rec)) in enumerate(zip(files, results)):
+        if rec is not None:
+            records[f] = rec
+        if rec is not None and rec["ok"]:
             ok += 1
             audio_s += dur
-            m = json.loads((CACHE_DIR / "align" / f"{f.stem}.json").read_text()).get("method", "align")
+            m = rec.get("method", "align")
             methods[m] = methods.get(m, 0) + 1
         if (k + 1) % 25 == 0:
             print(f"{k + 1}/{len(files)} aligned, {ok} ok, {time.time() - t0:.0f} s", flush=True)
@@ -706,7 +708,10 @@ def main(argv=None):
         pool.close()
         pool.join()
     if args.write_store:
-        write_align_store(files)
+        if len(records) < len(files):
+            raise SystemExit(f"--write-store: {len(files) - len(records)} utterances could not be aligned "
+                             "(pocketsphinx not installed); the store was left as it was")
+        write_align_store(records)
         print(f"wrote {ALIGN_STORE} ({ALIGN_STORE.stat().st_size / 1e6:.2f} MB)", flush=True)
     speakers = {f.name.split("-")[0] for f in files}
     print(f"{ok}/{len(files)} utterances aligned ({100 * ok / max(1, len(files)):.1f}%), "

@@ -104,7 +104,7 @@ def test_backchannels_are_short_not_spelled_out():
 @needs_shared
 def test_alignment_store_covers_the_shared_excerpt():
     """Every shared utterance has its committed alignment, made from the same file: a changed or
-    added file in ../shared would otherwise be aligned afresh on every new machine (36 minutes)."""
+    added file in ../shared would otherwise be aligned afresh on every new machine (24-36 core-minutes)."""
     files = [f for fs in V.librispeech_files().values() for f in fs]
     missing = [f.name for f in files if V.stored_alignment(f) is None]
     assert not missing, f"{len(missing)} utterances lack a stored alignment (first {missing[:3]}): " \
